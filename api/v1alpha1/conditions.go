@@ -1,0 +1,126 @@
+package v1alpha1
+
+// Condition types. Ready, Reconciling and Stalled follow the kstatus and Flux
+// conventions; the others are domain conditions of a channel.
+const (
+	// ConditionReady summarises the object: True when it is fully working.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the controller is doing work that
+	// should finish without a human (first connection, a retry with backoff).
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when only a human can make progress (invalid
+	// token, denied authorization, missing credentials, duplicate account).
+	ConditionStalled = "Stalled"
+	// ConditionAuthorized is True while the channel holds a usable token.
+	ConditionAuthorized = "Authorized"
+	// ConditionWebhookSubscribed is True while the account's webhook
+	// subscription matches spec.subscribedFields.
+	ConditionWebhookSubscribed = "WebhookSubscribed"
+)
+
+// Condition reasons. A reason is the machine-readable half of a condition; the
+// troubleshooting guide (docs/troubleshooting.md) has one entry per reason.
+const (
+	ReasonReady       = "Ready"
+	ReasonProgressing = "Progressing"
+	ReasonSucceeded   = "Succeeded"
+
+	// App credentials.
+	ReasonSecretNotFound         = "SecretNotFound"
+	ReasonSecretKeyMissing       = "SecretKeyMissing"
+	ReasonAppCredentialsInvalid  = "AppCredentialsInvalid"
+	ReasonPublicURLMissing       = "PublicURLMissing"
+	ReasonAppNotFound            = "AppNotFound"
+	ReasonAppNotReady            = "AppNotReady"
+	ReasonNamespaceNotAllowed    = "NamespaceNotAllowed"
+	ReasonInvalidNamespaceFilter = "InvalidNamespaceSelector"
+
+	// Tokens and authorization.
+	ReasonAwaitingAuthorization = "AwaitingAuthorization"
+	ReasonAuthorizationDenied   = "AuthorizationDenied"
+	ReasonTokenInvalid          = "TokenInvalid"
+	ReasonTokenExpired          = "TokenExpired"
+	ReasonTokenExchangeFailed   = "TokenExchangeFailed"
+	ReasonTokenSecretNotFound   = "InitialTokenSecretNotFound"
+	ReasonRefreshFailing        = "RefreshFailing"
+	ReasonSecretConflict        = "SecretConflict"
+	ReasonScopesChanged         = "ScopesChanged"
+
+	// Instagram answers.
+	ReasonPermissionDenied = "PermissionDenied"
+	ReasonRateLimited      = "RateLimited"
+	ReasonInstagramError   = "InstagramError"
+
+	// Account and subscription.
+	ReasonDuplicateAccount = "DuplicateAccount"
+	ReasonSubscribeFailed  = "SubscribeFailed"
+	ReasonSubscribed       = "Subscribed"
+	ReasonNotSubscribed    = "NotSubscribed"
+
+	ReasonSuspended = "Suspended"
+	ReasonDeleting  = "Deleting"
+)
+
+// Message phase reasons (status.reason of an InstagramMessage).
+const (
+	ReasonChannelNotReady = "ChannelNotReady"
+	ReasonOutsideWindow   = "OutsideWindow"
+	ReasonUserUnavailable = "UserUnavailable"
+	ReasonBadRequest      = "BadRequest"
+	ReasonDeliveryUnknown = "DeliveryUnknown"
+	ReasonExpired         = "Expired"
+)
+
+// Event reasons recorded on channels.
+const (
+	EventTokenExchanged             = "TokenExchanged"
+	EventTokenRefreshed             = "TokenRefreshed"
+	EventSubscribed                 = "Subscribed"
+	EventRefreshFailed              = "RefreshFailed"
+	EventReauthorizationRequired    = "ReauthorizationRequired"
+	EventSecretConflict             = "SecretConflict"
+	EventSubscriptionCleanupSkipped = "SubscriptionCleanupSkipped"
+	EventUnsubscribed               = "Unsubscribed"
+)
+
+// Labels, annotations and finalizers.
+const (
+	// LabelChannel names the channel a managed Secret or a message belongs to.
+	LabelChannel = "instagram.leadchat.io/channel"
+	// LabelContact holds the customer's Instagram-scoped ID (IGSID).
+	LabelContact = "instagram.leadchat.io/contact"
+	// LabelDirection is "incoming" or "outgoing".
+	LabelDirection = "instagram.leadchat.io/direction"
+	// LabelApp marks a Secret referenced by an app, so the manager's Secret
+	// cache holds only Secrets it manages or references.
+	LabelApp = "instagram.leadchat.io/app"
+	// LabelDone marks an outgoing message the manager no longer acts on
+	// (Sent, Read, Failed), so it drops out of the manager's cache.
+	LabelDone = "instagram.leadchat.io/done"
+
+	// AnnotationRequestedAt forces a reconcile when its value changes; the
+	// value handled last is echoed to status.lastHandledReconcileAt.
+	AnnotationRequestedAt = "instagram.leadchat.io/requestedAt"
+
+	// ChannelFinalizer makes the manager unsubscribe the account's webhooks
+	// before a channel goes away.
+	ChannelFinalizer = "instagram.leadchat.io/finalizer"
+
+	// TokenSecretType is the type of the managed token Secret.
+	TokenSecretType = "instagram.leadchat.io/access-token"
+
+	// Keys of the managed token Secret.
+	TokenSecretKeyAccessToken = "accessToken"
+	TokenSecretKeyUserID      = "userID"
+	TokenSecretKeyExpiresAt   = "expiresAt"
+
+	// Keys of an app's Secret.
+	AppSecretKeyAppSecret         = "appSecret"
+	AppSecretKeyVerifyToken       = "verifyToken"
+	AppSecretKeyPreviousAppSecret = "previousAppSecret"
+
+	// DirectionLabelIncoming and DirectionLabelOutgoing are the values of
+	// LabelDirection.
+	DirectionLabelIncoming = "incoming"
+	DirectionLabelOutgoing = "outgoing"
+)

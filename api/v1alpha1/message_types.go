@@ -1,0 +1,281 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Direction of a message, seen from the business.
+// +kubebuilder:validation:Enum=Incoming;Outgoing
+type Direction string
+
+const (
+	// DirectionIncoming: written by the webhook receiver (customer messages and
+	// echoes of what the business sent from any client).
+	DirectionIncoming Direction = "Incoming"
+	// DirectionOutgoing: created by a workload; the manager sends it.
+	DirectionOutgoing Direction = "Outgoing"
+)
+
+// Phase of a message.
+// +kubebuilder:validation:Enum=Pending;Sending;Sent;Read;Failed;Received;Deleted
+type Phase string
+
+const (
+	PhasePending  Phase = "Pending"
+	PhaseSending  Phase = "Sending"
+	PhaseSent     Phase = "Sent"
+	PhaseRead     Phase = "Read"
+	PhaseFailed   Phase = "Failed"
+	PhaseReceived Phase = "Received"
+	PhaseDeleted  Phase = "Deleted"
+)
+
+// MessageTag lets an outgoing message be sent outside the 24-hour window.
+// +kubebuilder:validation:Enum=HUMAN_AGENT
+type MessageTag string
+
+// TagHumanAgent allows replies up to 7 days after the customer's last message
+// (needs Meta's Human Agent permission).
+const TagHumanAgent MessageTag = "HUMAN_AGENT"
+
+// Attachment is one attachment of a message.
+type Attachment struct {
+	// type as Instagram names it: image, video, audio, file for outgoing
+	// messages; incoming ones may also be share, story_mention, ig_reel,
+	// ig_post, ig_story or a type Instagram adds later.
+	// +kubebuilder:validation:Pattern=`^[a-z_]{1,32}$`
+	// +required
+	Type string `json:"type"`
+	// url of the media. Outgoing: a public URL Instagram can fetch.
+	// +kubebuilder:validation:MaxLength=8192
+	// +optional
+	URL string `json:"url,omitempty"`
+	// title of a shared post or fallback, where Instagram sends one.
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	Title string `json:"title,omitempty"`
+}
+
+// ChannelReference names the channel of a message (same namespace).
+type ChannelReference struct {
+	// name of the InstagramChannel.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// InstagramMessageSpec is the content of a message.
+//
+// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || ((has(self.text) && size(self.text) > 0) != (has(self.attachments) && size(self.attachments) > 0))",message="an outgoing message needs exactly one of spec.text or spec.attachments"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || !has(self.attachments) || size(self.attachments) <= 1",message="an outgoing message carries at most one item in spec.attachments (Instagram gives each part its own message)"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || !has(self.attachments) || self.attachments.all(a, a.type in ['image', 'video', 'audio', 'file'] && has(a.url) && a.url.startsWith('https://'))",message="spec.attachments of an outgoing message must be of type image, video, audio or file with an https url"
+// +kubebuilder:validation:XValidation:rule="self.direction == 'Outgoing' || !has(self.tag)",message="spec.tag is only allowed on outgoing messages"
+type InstagramMessageSpec struct {
+	// channelRef names the channel the message belongs to.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.channelRef is immutable"
+	// +required
+	ChannelRef ChannelReference `json:"channelRef"`
+
+	// direction: Incoming (written by the receiver) or Outgoing (sent by the
+	// manager).
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.direction is immutable"
+	// +required
+	Direction Direction `json:"direction"`
+
+	// contactID is the customer's Instagram-scoped ID (IGSID).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[0-9]+$`
+	// +required
+	ContactID string `json:"contactID"`
+
+	// text of the message (Instagram allows up to 1000 bytes when sending).
+	// +kubebuilder:validation:MaxLength=8192
+	// +optional
+	Text string `json:"text,omitempty"`
+
+	// attachments of the message. An outgoing message carries at most one.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Attachments []Attachment `json:"attachments,omitempty"`
+
+	// replyTo is the mid of the message, or the id of the story, this one
+	// replies to.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	ReplyTo string `json:"replyTo,omitempty"`
+
+	// tag HUMAN_AGENT sends outside the 24-hour window (outgoing only).
+	// +optional
+	Tag MessageTag `json:"tag,omitempty"`
+}
+
+// Reaction is a reaction to a message.
+type Reaction struct {
+	// reaction name, e.g. love.
+	// +optional
+	Reaction string `json:"reaction,omitempty"`
+	// emoji of the reaction.
+	// +optional
+	Emoji string `json:"emoji,omitempty"`
+	// by is the IGSID of who reacted.
+	// +optional
+	By string `json:"by,omitempty"`
+	// at is when the reaction was made.
+	// +optional
+	At *metav1.Time `json:"at,omitempty"`
+}
+
+// Postback is a button tap.
+type Postback struct {
+	// +optional
+	Title string `json:"title,omitempty"`
+	// +optional
+	Payload string `json:"payload,omitempty"`
+}
+
+// Referral tells where a conversation came from (an ad, a link).
+type Referral struct {
+	// +optional
+	Ref string `json:"ref,omitempty"`
+	// +optional
+	Source string `json:"source,omitempty"`
+	// +optional
+	Type string `json:"type,omitempty"`
+}
+
+// MessageError is the error Instagram returned for a send.
+type MessageError struct {
+	// +optional
+	Code int32 `json:"code,omitempty"`
+	// +optional
+	Subcode int32 `json:"subcode,omitempty"`
+	// +optional
+	Type string `json:"type,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// InstagramMessageStatus is the observed state of a message.
+type InstagramMessageStatus struct {
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready (Sent, Read or Received) and Stalled (Failed).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// phase: Pending, Sending, Sent, Read, Failed (outgoing); Received,
+	// Deleted (incoming).
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// reason explains the phase (ChannelNotReady, OutsideWindow, DeliveryUnknown...).
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// message is a human-readable explanation of the phase.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// messageID is Instagram's mid.
+	// +optional
+	MessageID string `json:"messageID,omitempty"`
+
+	// timestamp is when Instagram says the message was sent.
+	// +optional
+	Timestamp *metav1.Time `json:"timestamp,omitempty"`
+	// +optional
+	SentAt *metav1.Time `json:"sentAt,omitempty"`
+	// +optional
+	ReadAt *metav1.Time `json:"readAt,omitempty"`
+	// +optional
+	EditedAt *metav1.Time `json:"editedAt,omitempty"`
+	// +optional
+	DeletedAt *metav1.Time `json:"deletedAt,omitempty"`
+
+	// isEcho marks an incoming object that is the echo of a message the
+	// business sent from any client.
+	// +optional
+	IsEcho bool `json:"isEcho,omitempty"`
+
+	// unsupported marks content Instagram could not pass on.
+	// +optional
+	Unsupported bool `json:"unsupported,omitempty"`
+
+	// quickReplyPayload is the payload of a tapped quick reply.
+	// +optional
+	QuickReplyPayload string `json:"quickReplyPayload,omitempty"`
+
+	// editCount is how often the message was edited.
+	// +optional
+	EditCount int32 `json:"editCount,omitempty"`
+
+	// reactions currently on the message.
+	// +listType=atomic
+	// +optional
+	Reactions []Reaction `json:"reactions,omitempty"`
+
+	// postback details where the event carries them.
+	// +optional
+	Postback *Postback `json:"postback,omitempty"`
+
+	// referral details where the event carries them.
+	// +optional
+	Referral *Referral `json:"referral,omitempty"`
+
+	// attempts counts send attempts that Instagram surely did not accept.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+
+	// error is what Instagram answered to a failed send.
+	// +optional
+	Error *MessageError `json:"error,omitempty"`
+}
+
+// InstagramMessage is one message of a channel: incoming ones are recorded by
+// the webhook receiver, outgoing ones are sent by the manager.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=igmsg,categories=instagram
+// +kubebuilder:validation:XValidation:rule="oldSelf.spec.direction != 'Outgoing' || !has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase == 'Pending' || self.spec == oldSelf.spec",message="spec is immutable once an outgoing message is being sent"
+// +kubebuilder:printcolumn:name="Channel",type=string,JSONPath=`.spec.channelRef.name`
+// +kubebuilder:printcolumn:name="Direction",type=string,JSONPath=`.spec.direction`
+// +kubebuilder:printcolumn:name="Contact",type=string,JSONPath=`.spec.contactID`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Text",type=string,JSONPath=`.spec.text`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type InstagramMessage struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec InstagramMessageSpec `json:"spec"`
+	// +optional
+	Status InstagramMessageStatus `json:"status,omitempty"`
+}
+
+// InstagramMessageList is a list of InstagramMessage.
+//
+// +kubebuilder:object:root=true
+type InstagramMessageList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []InstagramMessage `json:"items"`
+}
+
+// GetConditions returns the status conditions.
+func (m *InstagramMessage) GetConditions() []metav1.Condition { return m.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (m *InstagramMessage) SetConditions(c []metav1.Condition) { m.Status.Conditions = c }
+
+func init() {
+	SchemeBuilder.Register(&InstagramMessage{}, &InstagramMessageList{})
+}

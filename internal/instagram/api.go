@@ -1,0 +1,118 @@
+// Package instagram is the only code that speaks HTTP to Instagram (the
+// Instagram API with Instagram Login). Every failure is classified once, here,
+// into an *Error with a Class the reconcilers act on; tokens never appear in
+// an error string or a log line.
+package instagram
+
+import (
+	"context"
+	"time"
+)
+
+// API is what the operator asks of Instagram. One API value serves one Meta
+// app: its calls share that app's client-side rate limit.
+type API interface {
+	// AuthorizeURL is the Business Login page a person opens
+	// (https://www.instagram.com/oauth/authorize?...). No HTTP call.
+	AuthorizeURL(p AuthorizeParams) string
+
+	// ExchangeCode trades an authorization code (a trailing "#_" is stripped)
+	// for a short-lived token: POST api.instagram.com/oauth/access_token.
+	ExchangeCode(ctx context.Context, appSecret, redirectURI, code string) (*ShortLivedToken, error)
+
+	// ExchangeLongLived trades a short-lived token for a 60-day one:
+	// GET graph.instagram.com/access_token?grant_type=ig_exchange_token.
+	ExchangeLongLived(ctx context.Context, appSecret, shortLivedToken string) (*LongLivedToken, error)
+
+	// RefreshToken renews a long-lived token that is at least 24 hours old:
+	// GET graph.instagram.com/refresh_access_token?grant_type=ig_refresh_token.
+	RefreshToken(ctx context.Context, longLivedToken string) (*LongLivedToken, error)
+
+	// Me looks up the account behind a token: GET /vNN.0/me?fields=...
+	Me(ctx context.Context, token string) (*Account, error)
+
+	// Subscribe subscribes the account's webhooks to fields:
+	// POST /vNN.0/<userID>/subscribed_apps?subscribed_fields=a,b,c
+	Subscribe(ctx context.Context, token, userID string, fields []string) error
+
+	// Subscriptions returns the fields the account is subscribed to for this
+	// app; empty when it is not subscribed: GET /vNN.0/<userID>/subscribed_apps
+	Subscriptions(ctx context.Context, token, userID string) ([]string, error)
+
+	// Unsubscribe removes the account's webhook subscription:
+	// DELETE /vNN.0/<userID>/subscribed_apps
+	Unsubscribe(ctx context.Context, token, userID string) error
+
+	// Send sends one message: POST /vNN.0/me/messages.
+	Send(ctx context.Context, token string, msg OutgoingMessage) (*SendResult, error)
+
+	// Profile looks up a customer's profile (optional data; code 230 means the
+	// customer has not consented): GET /vNN.0/<igsid>?fields=...
+	Profile(ctx context.Context, token, igsid string) (*Profile, error)
+}
+
+// AuthorizeParams are the inputs of the authorize URL.
+type AuthorizeParams struct {
+	AppID       string
+	RedirectURI string
+	Scopes      []string
+	State       string
+	// ForceReauth makes Instagram ask for the login again even when the
+	// person is logged in (re-authorization).
+	ForceReauth bool
+}
+
+// ShortLivedToken is the answer of the code exchange (valid about 1 hour).
+type ShortLivedToken struct {
+	AccessToken string
+	UserID      string
+	Permissions []string
+}
+
+// LongLivedToken is the answer of the long-lived exchange and of refresh.
+type LongLivedToken struct {
+	AccessToken string
+	TokenType   string
+	// ExpiresIn is the lifetime Instagram reported (60 days).
+	ExpiresIn time.Duration
+}
+
+// Account is the professional account behind a token.
+type Account struct {
+	// UserID is the professional account ID: webhook entry[].id. Route by it.
+	UserID string
+	// ID is app-scoped; never route by it.
+	ID                string
+	Username          string
+	Name              string
+	AccountType       string
+	ProfilePictureURL string
+}
+
+// OutgoingMessage is one message to send: text, or exactly one attachment.
+type OutgoingMessage struct {
+	RecipientID    string
+	Text           string
+	AttachmentType string // image, video, audio, file
+	AttachmentURL  string
+	// HumanAgent sends with messaging_type MESSAGE_TAG and tag HUMAN_AGENT.
+	HumanAgent bool
+	// ReplyTo is the mid being replied to (optional).
+	ReplyTo string
+}
+
+// SendResult is Instagram's answer to a send.
+type SendResult struct {
+	RecipientID string
+	MessageID   string
+}
+
+// Profile is optional data about a customer.
+type Profile struct {
+	Name                 string
+	Username             string
+	ProfilePic           string
+	FollowerCount        int64
+	IsUserFollowBusiness *bool
+	IsBusinessFollowUser *bool
+}

@@ -91,9 +91,15 @@ const (
 	LabelContact = "instagram.leadchat.io/contact"
 	// LabelDirection is "incoming" or "outgoing".
 	LabelDirection = "instagram.leadchat.io/direction"
-	// LabelApp marks a Secret referenced by an app, so the manager's Secret
-	// cache holds only Secrets it manages or references.
-	LabelApp = "instagram.leadchat.io/app"
+	// LabelWatch (value "true") marks every Secret the operator manages or
+	// references (app Secrets, initial token Secrets, managed token Secrets).
+	// The manager and the receiver cache only Secrets with this label, never
+	// every Secret of the cluster; the manager adds it to a referenced Secret
+	// after reading it once without the cache.
+	LabelWatch = "instagram.leadchat.io/watch"
+	// LabelMID holds a hash of an outgoing message's mid once it is sent, so
+	// the receiver can find it when the echo or a read receipt arrives.
+	LabelMID = "instagram.leadchat.io/mid"
 	// LabelDone marks an outgoing message the manager no longer acts on
 	// (Sent, Read, Failed), so it drops out of the manager's cache.
 	LabelDone = "instagram.leadchat.io/done"

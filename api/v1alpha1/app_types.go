@@ -136,3 +136,15 @@ func (a *ClusterInstagramApp) SetConditions(c []metav1.Condition) { a.Status.Con
 func init() {
 	SchemeBuilder.Register(&InstagramApp{}, &InstagramAppList{}, &ClusterInstagramApp{}, &ClusterInstagramAppList{})
 }
+
+// AppSpec returns the spec shared by both app kinds.
+func (a *InstagramApp) AppSpec() *AppSpec { return &a.Spec }
+
+// AppStatus returns the status shared by both app kinds.
+func (a *InstagramApp) AppStatus() *AppStatus { return &a.Status }
+
+// AppSpec returns the spec shared by both app kinds.
+func (a *ClusterInstagramApp) AppSpec() *AppSpec { return &a.Spec }
+
+// AppStatus returns the status shared by both app kinds.
+func (a *ClusterInstagramApp) AppStatus() *AppStatus { return &a.Status }

@@ -112,6 +112,13 @@ const (
 	// before a channel goes away.
 	ChannelFinalizer = "instagram.leadchat.io/finalizer"
 
+	// LoginSecretSuffix makes the name of the Secret through which a
+	// completed Business Login hands its short-lived token (key accessToken)
+	// to the manager: "<channel>-instagram-login", labelled LabelChannel and
+	// LabelWatch. The manager exchanges the token, writes the managed token
+	// Secret and deletes the login Secret.
+	LoginSecretSuffix = "-instagram-login"
+
 	// TokenSecretType is the type of the managed token Secret.
 	TokenSecretType = "instagram.leadchat.io/access-token"
 

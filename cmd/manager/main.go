@@ -1,0 +1,123 @@
+// Command manager runs the instagram-operator controllers: apps, channels
+// (tokens, account, webhook subscription) and outgoing messages.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/controllers"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	graphAPIURL, instagramAPIURL, oauthURL, graphVersion string
+	publicURL, clusterResourceNamespace                 string
+	metricsAddr, probeAddr                              string
+	tokenMinRefreshAge                                  time.Duration
+	leaderElect                                         bool
+}
+
+func parseFlags() (flags, zap.Options) {
+	var f flags
+	flag.StringVar(&f.graphAPIURL, "graph-api-url", "https://graph.instagram.com", "Base URL of the Instagram Graph API.")
+	flag.StringVar(&f.instagramAPIURL, "instagram-api-url", "https://api.instagram.com", "Base URL of the OAuth code exchange.")
+	flag.StringVar(&f.oauthURL, "instagram-oauth-url", "https://www.instagram.com", "Base URL of the Instagram authorize page.")
+	flag.StringVar(&f.graphVersion, "graph-api-version", "v24.0", "Graph API version used in versioned paths.")
+	flag.StringVar(&f.publicURL, "public-url", "", "External base URL of the webhook receiver, e.g. https://hooks.example.com.")
+	flag.DurationVar(&f.tokenMinRefreshAge, "token-min-refresh-age", 24*time.Hour, "Minimum token age before Instagram allows a refresh.")
+	flag.StringVar(&f.clusterResourceNamespace, "cluster-resource-namespace", "", "Namespace holding the Secrets of ClusterInstagramApps (default: the pod's namespace).")
+	flag.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
+	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.BoolVar(&f.leaderElect, "leader-elect", false, "Elect a leader so only one manager replica acts.")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	return f, opts
+}
+
+func run() error {
+	f, zapOpts := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if f.clusterResourceNamespace == "" {
+		f.clusterResourceNamespace = podNamespace()
+	}
+	if f.publicURL != "" && !strings.HasPrefix(f.publicURL, "https://") && !strings.HasPrefix(f.publicURL, "http://") {
+		return errors.New("--public-url must be an absolute http(s) URL")
+	}
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(igv1.AddToScheme(scheme))
+
+	watched := labels.SelectorFromSet(labels.Set{igv1.LabelWatch: "true"})
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress: f.probeAddr,
+		LeaderElection:         f.leaderElect,
+		LeaderElectionID:       "instagram-operator.leadchat.io",
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only Secrets the operator manages or references, never all.
+			&corev1.Secret{}: {Label: watched},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+
+	for _, cluster := range []bool{false, true} {
+		if err := (&controllers.AppReconciler{
+			Client:                   mgr.GetClient(),
+			APIReader:                mgr.GetAPIReader(),
+			Cluster:                  cluster,
+			ClusterResourceNamespace: f.clusterResourceNamespace,
+			PublicURL:                f.publicURL,
+		}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up app controller: %w", err)
+		}
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.WithName("setup").Info("starting manager", "clusterResourceNamespace", f.clusterResourceNamespace, "graphAPIVersion", f.graphVersion)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// podNamespace is the namespace the manager runs in.
+func podNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return "instagram-operator-system"
+}

@@ -1,0 +1,261 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+)
+
+// Paths the webhook receiver serves under --public-url.
+const (
+	WebhookPath  = "/webhooks/instagram"
+	CallbackPath = "/instagram/callback"
+)
+
+// appSecretRefIndex indexes apps by the name of the Secret they reference.
+const appSecretRefIndex = "spec.secretRef.name"
+
+// appMissingSecretRetry is how often an app whose Secret is missing looks
+// again: a Secret without the watch label is invisible to the cache, so its
+// creation produces no event.
+const appMissingSecretRetry = time.Minute
+
+// AppObject is what InstagramApp and ClusterInstagramApp have in common.
+type AppObject interface {
+	client.Object
+	GetConditions() []metav1.Condition
+	SetConditions([]metav1.Condition)
+	AppSpec() *igv1.AppSpec
+	AppStatus() *igv1.AppStatus
+}
+
+// AppReconciler checks an app's credentials: the referenced Secret exists and
+// holds appSecret and verifyToken. It publishes the URLs to paste into the
+// Meta dashboard. One reconciler type serves both kinds.
+type AppReconciler struct {
+	client.Client
+	// APIReader reads a referenced Secret that is not yet labelled for the
+	// cache.
+	APIReader client.Reader
+	// Cluster is true for ClusterInstagramApp.
+	Cluster bool
+	// ClusterResourceNamespace holds the Secrets of ClusterInstagramApps.
+	ClusterResourceNamespace string
+	// PublicURL is the receiver's external base URL (--public-url).
+	PublicURL string
+}
+
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps;clusterinstagramapps,verbs=get;list;watch
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps/status;clusterinstagramapps/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+func (r *AppReconciler) newObject() AppObject {
+	if r.Cluster {
+		return &igv1.ClusterInstagramApp{}
+	}
+	return &igv1.InstagramApp{}
+}
+
+// secretNamespace is where the app's Secret lives.
+func (r *AppReconciler) secretNamespace(app AppObject) string {
+	if r.Cluster {
+		return r.ClusterResourceNamespace
+	}
+	return app.GetNamespace()
+}
+
+// Reconcile follows the shape of every reconciler here: get, remember the
+// original, run the steps, patch status once if it changed.
+func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	app := r.newObject()
+	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	original := app.DeepCopyObject().(AppObject)
+	defer func() {
+		if equality.Semantic.DeepEqual(original.AppStatus(), app.AppStatus()) {
+			return
+		}
+		if err := r.Status().Patch(ctx, app, client.MergeFrom(original)); err != nil && retErr == nil {
+			retErr = fmt.Errorf("patch status: %w", err)
+		}
+	}()
+
+	status := app.AppStatus()
+	status.ObservedGeneration = app.GetGeneration()
+	status.WebhookURL, status.RedirectURL = PublicURLs(r.PublicURL)
+
+	reason, msg, err := r.checkSecret(ctx, app)
+	if err != nil {
+		markCondition(app, igv1.ConditionReconciling, metav1.ConditionTrue, igv1.ReasonProgressing, "reading the app Secret: "+err.Error())
+		return ctrl.Result{}, err
+	}
+	if reason != "" {
+		markCondition(app, igv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+		markCondition(app, igv1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+		meta.RemoveStatusCondition(&status.Conditions, igv1.ConditionReconciling)
+		if reason == igv1.ReasonSecretNotFound {
+			return ctrl.Result{RequeueAfter: appMissingSecretRetry}, nil
+		}
+		return ctrl.Result{}, nil
+	}
+	markCondition(app, igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady, "app credentials are present")
+	meta.RemoveStatusCondition(&status.Conditions, igv1.ConditionStalled)
+	meta.RemoveStatusCondition(&status.Conditions, igv1.ConditionReconciling)
+	log.FromContext(ctx).V(1).Info("app credentials checked", "app", app.GetName())
+	return ctrl.Result{}, nil
+}
+
+// checkSecret returns a reason and message when the app's Secret is not
+// usable, or an error when it could not be read.
+func (r *AppReconciler) checkSecret(ctx context.Context, app AppObject) (reason, message string, err error) {
+	ref := types.NamespacedName{Namespace: r.secretNamespace(app), Name: app.AppSpec().SecretRef.Name}
+	secret, err := GetWatchedSecret(ctx, r.Client, r.APIReader, ref)
+	if apierrors.IsNotFound(err) {
+		return igv1.ReasonSecretNotFound, fmt.Sprintf("Secret %s not found", ref), nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return CheckAppSecret(secret)
+}
+
+// CheckAppSecret returns a reason and message when an app Secret lacks a
+// needed key; both empty when it is usable. Key names only, never values.
+func CheckAppSecret(secret *corev1.Secret) (reason, message string, err error) {
+	var missing []string
+	for _, key := range []string{igv1.AppSecretKeyAppSecret, igv1.AppSecretKeyVerifyToken} {
+		if len(secret.Data[key]) == 0 {
+			missing = append(missing, key)
+		}
+	}
+	if len(missing) > 0 {
+		return igv1.ReasonSecretKeyMissing, fmt.Sprintf("Secret %s/%s lacks key(s) %s", secret.Namespace, secret.Name, strings.Join(missing, ", ")), nil
+	}
+	return "", "", nil
+}
+
+// PublicURLs derives the webhook callback and OAuth redirect URLs from the
+// receiver's public base URL; both empty when it is not set.
+func PublicURLs(publicURL string) (webhookURL, redirectURL string) {
+	if publicURL == "" {
+		return "", ""
+	}
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return "", ""
+	}
+	base := strings.TrimSuffix(u.String(), "/")
+	return base + WebhookPath, base + CallbackPath
+}
+
+// GetWatchedSecret reads a Secret the operator references. The cache only
+// holds Secrets labelled instagram.leadchat.io/watch=true, so a Secret that
+// is not there yet is read once through the API server and labelled, after
+// which its changes arrive through the watch.
+func GetWatchedSecret(ctx context.Context, cached client.Client, live client.Reader, key types.NamespacedName) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := cached.Get(ctx, key, secret)
+	if err == nil {
+		return secret, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if err := live.Get(ctx, key, secret); err != nil {
+		return nil, err
+	}
+	if secret.Labels[igv1.LabelWatch] != "true" {
+		patch := client.MergeFrom(secret.DeepCopy())
+		if secret.Labels == nil {
+			secret.Labels = map[string]string{}
+		}
+		secret.Labels[igv1.LabelWatch] = "true"
+		if err := cached.Patch(ctx, secret, patch); err != nil {
+			return nil, fmt.Errorf("label Secret %s for watching: %w", key, err)
+		}
+	}
+	return secret, nil
+}
+
+// markCondition sets one condition with the object's generation.
+func markCondition(obj interface {
+	client.Object
+	GetConditions() []metav1.Condition
+	SetConditions([]metav1.Condition)
+}, condType string, status metav1.ConditionStatus, reason, message string) {
+	conds := obj.GetConditions()
+	meta.SetStatusCondition(&conds, metav1.Condition{
+		Type:               condType,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: obj.GetGeneration(),
+	})
+	obj.SetConditions(conds)
+}
+
+// SetupWithManager registers the reconciler, its index and its watches.
+func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	obj := r.newObject()
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), obj, appSecretRefIndex, func(o client.Object) []string {
+		return []string{o.(AppObject).AppSpec().SecretRef.Name}
+	}); err != nil {
+		return fmt.Errorf("index apps by secret: %w", err)
+	}
+	name := "instagramapp"
+	if r.Cluster {
+		name = "clusterinstagramapp"
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.appsForSecret)).
+		Complete(r)
+}
+
+// appsForSecret maps a watched Secret to the apps that reference it.
+func (r *AppReconciler) appsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	opts := []client.ListOption{client.MatchingFields{appSecretRefIndex: o.GetName()}}
+	var reqs []reconcile.Request
+	if r.Cluster {
+		if o.GetNamespace() != r.ClusterResourceNamespace {
+			return nil
+		}
+		var list igv1.ClusterInstagramAppList
+		if err := r.List(ctx, &list, opts...); err != nil {
+			return nil
+		}
+		for _, a := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: a.Name}})
+		}
+		return reqs
+	}
+	var list igv1.InstagramAppList
+	if err := r.List(ctx, &list, append(opts, client.InNamespace(o.GetNamespace()))...); err != nil {
+		return nil
+	}
+	for _, a := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Name}})
+	}
+	return reqs
+}

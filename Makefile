@@ -79,7 +79,6 @@ docker-build: ## Build the image (needs a Docker engine).
 .PHONY: test
 test: envtest verify-generated vet build ## Everything CI runs.
 	go test $(GO_TEST_FLAGS) ./...
-	hack/verify-installer.sh
 
 .PHONY: test-unit
 test-unit: ## Fast tests only (no control plane).

@@ -30,6 +30,10 @@ manifests: ## Write CRDs and RBAC roles.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=webhookserver-role paths=./webhookserver/... output:rbac:artifacts:config=config/rbac/webhookserver
+	go run ./hack/apidocs -crd-dir config/crd/bases -out docs/api-reference.md
+
+.PHONY: api-docs
+api-docs: manifests ## Write docs/api-reference.md from the CRDs.
 
 .PHONY: verify-generated
 verify-generated: ## Fail when generated files are stale.

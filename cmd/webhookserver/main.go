@@ -1,0 +1,121 @@
+// Command webhookserver runs the internet-facing Instagram webhook receiver.
+// It runs a controller-runtime manager only for its cache (apps, channels and
+// the operator's Secrets): no controllers, no leader election, so every
+// replica serves.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/webhookserver"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "webhookserver:", err)
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	graphAPIURL, instagramAPIURL, graphVersion string
+	publicURL, clusterResourceNamespace        string
+	metricsAddr, probeAddr, bindAddr           string
+	maxBodyBytes                               int64
+}
+
+func parseFlags() (flags, zap.Options) {
+	var f flags
+	// The Instagram endpoints and the public URL serve the OAuth callback
+	// route of this binary.
+	flag.StringVar(&f.graphAPIURL, "graph-api-url", "https://graph.instagram.com", "Base URL of the Instagram Graph API.")
+	flag.StringVar(&f.instagramAPIURL, "instagram-api-url", "https://api.instagram.com", "Base URL of the OAuth code exchange.")
+	flag.StringVar(&f.graphVersion, "graph-api-version", "v24.0", "Graph API version used in versioned paths.")
+	flag.StringVar(&f.publicURL, "public-url", "", "External base URL of this receiver, e.g. https://hooks.example.com.")
+	flag.StringVar(&f.clusterResourceNamespace, "cluster-resource-namespace", "", "Namespace holding the Secrets of ClusterInstagramApps (default: the pod's namespace).")
+	flag.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
+	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&f.bindAddr, "bind-address", ":8443", "Public listener for Meta's webhook deliveries.")
+	flag.Int64Var(&f.maxBodyBytes, "max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	return f, opts
+}
+
+func run() error {
+	f, zapOpts := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+	if f.clusterResourceNamespace == "" {
+		f.clusterResourceNamespace = podNamespace()
+	}
+	if f.publicURL != "" && !strings.HasPrefix(f.publicURL, "https://") && !strings.HasPrefix(f.publicURL, "http://") {
+		return errors.New("--public-url must be an absolute http(s) URL")
+	}
+	if f.maxBodyBytes <= 0 {
+		return errors.New("--max-body-bytes must be positive")
+	}
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(igv1.AddToScheme(scheme))
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress: f.probeAddr,
+		Cache:                  webhookserver.CacheOptions(),
+		Client:                 webhookserver.ClientOptions(),
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+
+	ctx := ctrl.SetupSignalHandler()
+	srv := webhookserver.New(webhookserver.Options{
+		Client:                   mgr.GetClient(),
+		Cache:                    mgr.GetCache(),
+		APIReader:                mgr.GetAPIReader(),
+		ClusterResourceNamespace: f.clusterResourceNamespace,
+		BindAddress:              f.bindAddr,
+		MaxBodyBytes:             f.maxBodyBytes,
+		Logger:                   ctrl.Log.WithName("webhookserver"),
+	})
+	if err := srv.SetupWithManager(ctx, mgr); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", srv.ReadyCheck); err != nil {
+		return err
+	}
+	log.Info("Starting webhook receiver", "bindAddress", f.bindAddr, "clusterResourceNamespace", f.clusterResourceNamespace,
+		"graphAPIURL", f.graphAPIURL, "instagramAPIURL", f.instagramAPIURL, "graphAPIVersion", f.graphVersion, "publicURL", f.publicURL)
+	return mgr.Start(ctx)
+}
+
+// podNamespace is the namespace the receiver runs in.
+func podNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return "instagram-operator-system"
+}

@@ -1,0 +1,98 @@
+package webhookserver
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"strings"
+)
+
+// SignatureHeader carries "sha256=<hex HMAC-SHA256(appSecret, raw body)>".
+const SignatureHeader = "X-Hub-Signature-256"
+
+const signaturePrefix = "sha256="
+
+// Reasons a signature is refused. They name no secret and no body, so they
+// may be logged.
+var (
+	ErrSignatureMissing   = errors.New("signature header missing")
+	ErrSignatureMalformed = errors.New("signature header malformed")
+	ErrSignatureMismatch  = errors.New("signature matches no known app secret")
+)
+
+// AppKey identifies an app: Kind is InstagramApp or ClusterInstagramApp,
+// Namespace is empty for a ClusterInstagramApp.
+type AppKey struct {
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+// String is the app's kind/namespace/name for logs.
+func (k AppKey) String() string {
+	if k.Namespace == "" {
+		return k.Kind + "/" + k.Name
+	}
+	return k.Kind + "/" + k.Namespace + "/" + k.Name
+}
+
+// AppCredentials are what the receiver needs of one app. The byte slices are
+// secrets: they never reach a log line, a metric or an error.
+type AppCredentials struct {
+	App AppKey
+	// Secrets are the app secrets a signature is checked against: the
+	// current one, then the previous one while it is being rotated.
+	Secrets [][]byte
+	// VerifyToken answers the subscription handshake; empty disables it.
+	VerifyToken []byte
+}
+
+// VerifySignature checks header against the raw body for every secret of every
+// app and returns the index in apps of the app whose secret produced it. The
+// comparison is constant-time (hmac.Equal) so a forger learns nothing from
+// timing about how close a guess was. It runs before any JSON is decoded.
+func VerifySignature(header string, body []byte, apps []AppCredentials) (int, error) {
+	if header == "" {
+		return -1, ErrSignatureMissing
+	}
+	if len(header) != len(signaturePrefix)+2*sha256.Size || !strings.EqualFold(header[:len(signaturePrefix)], signaturePrefix) {
+		return -1, ErrSignatureMalformed
+	}
+	var want [sha256.Size]byte
+	if _, err := hex.Decode(want[:], []byte(header[len(signaturePrefix):])); err != nil {
+		return -1, ErrSignatureMalformed
+	}
+	var sum [sha256.Size]byte
+	for i := range apps {
+		for _, secret := range apps[i].Secrets {
+			if len(secret) == 0 {
+				continue
+			}
+			mac := hmac.New(sha256.New, secret)
+			mac.Write(body)
+			if hmac.Equal(mac.Sum(sum[:0]), want[:]) {
+				return i, nil
+			}
+		}
+	}
+	return -1, ErrSignatureMismatch
+}
+
+// MatchVerifyToken reports whether token is the non-empty verify token of one
+// of apps. Every app is compared, in constant time per comparison, so the
+// answer's timing does not depend on which app (if any) matched.
+func MatchVerifyToken(token string, apps []AppCredentials) bool {
+	if token == "" {
+		return false
+	}
+	matched := 0
+	for i := range apps {
+		if len(apps[i].VerifyToken) == 0 {
+			continue
+		}
+		matched |= subtle.ConstantTimeCompare([]byte(token), apps[i].VerifyToken)
+	}
+	return matched == 1
+}

@@ -233,6 +233,13 @@ type InstagramMessageStatus struct {
 	// +optional
 	Attempts int32 `json:"attempts,omitempty"`
 
+	// nextAttemptAt is when the manager tries again after an attempt that
+	// Instagram surely did not accept (rate limited, temporary error). It is
+	// stored so that a restart or an unrelated event does not cut the
+	// backoff short.
+	// +optional
+	NextAttemptAt *metav1.Time `json:"nextAttemptAt,omitempty"`
+
 	// error is what Instagram answered to a failed send.
 	// +optional
 	Error *MessageError `json:"error,omitempty"`

@@ -532,6 +532,10 @@ func (in *InstagramMessageStatus) DeepCopyInto(out *InstagramMessageStatus) {
 		*out = new(Referral)
 		**out = **in
 	}
+	if in.NextAttemptAt != nil {
+		in, out := &in.NextAttemptAt, &out.NextAttemptAt
+		*out = (*in).DeepCopy()
+	}
 	if in.Error != nil {
 		in, out := &in.Error, &out.Error
 		*out = new(MessageError)

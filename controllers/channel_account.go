@@ -1,0 +1,126 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
+)
+
+// reconcileAccount discovers the account behind the token (once per token)
+// and makes sure no older channel already serves it.
+func (r *InstagramChannelReconciler) reconcileAccount(ctx context.Context, run *channelRun) (*halt, error) {
+	ch := run.ch
+	if !run.accountFresh && (run.tokenChanged || accountUserID(ch) == "") {
+		acc, err := run.api.Me(ctx, run.token)
+		if err != nil {
+			return r.instagramFailure(ctx, run, "look up the account", err, igv1.ReasonInstagramError), nil
+		}
+		setAccount(ch, acc)
+		run.accountFresh = true
+	}
+	// The managed Secret carries the userID workloads route by.
+	if h, err := r.ensureTokenSecret(ctx, run); h != nil || err != nil {
+		return h, err
+	}
+	return r.checkOwnership(ctx, run)
+}
+
+func setAccount(ch *igv1.InstagramChannel, acc *instagram.Account) {
+	ch.Status.Account = &igv1.AccountStatus{
+		UserID:            acc.UserID,
+		ID:                acc.ID,
+		Username:          acc.Username,
+		Name:              acc.Name,
+		AccountType:       acc.AccountType,
+		ProfilePictureURL: acc.ProfilePictureURL,
+	}
+}
+
+// checkOwnership halts a channel whose account an older channel serves: one
+// account, one channel, cluster-wide; the oldest wins.
+func (r *InstagramChannelReconciler) checkOwnership(ctx context.Context, run *channelRun) (*halt, error) {
+	userID := accountUserID(run.ch)
+	if userID == "" {
+		return nil, nil
+	}
+	owner, err := r.accountOwner(ctx, run.ch, userID)
+	if err != nil {
+		return nil, err
+	}
+	if owner.UID == run.ch.UID {
+		return nil, nil
+	}
+	msg := fmt.Sprintf("account %s (userID %s) is already served by channel %s/%s; only the oldest channel of an account is active",
+		accountLabel(run.ch), userID, owner.Namespace, owner.Name)
+	r.setCondition(run, igv1.ConditionWebhookSubscribed, metav1.ConditionFalse, igv1.ReasonDuplicateAccount, msg)
+	return &halt{reason: igv1.ReasonDuplicateAccount, message: msg, stalled: true}, nil
+}
+
+// accountOwner is the oldest channel (creation time, then namespace/name)
+// whose account is userID, ch included.
+func (r *InstagramChannelReconciler) accountOwner(ctx context.Context, ch *igv1.InstagramChannel, userID string) (*igv1.InstagramChannel, error) {
+	var list igv1.InstagramChannelList
+	if err := r.List(ctx, &list, client.MatchingFields{ChannelUserIDIndex: userID}); err != nil {
+		return nil, fmt.Errorf("list channels of account: %w", err)
+	}
+	owner := ch
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.UID != ch.UID && olderChannel(other, owner) {
+			owner = other
+		}
+	}
+	return owner, nil
+}
+
+func olderChannel(a, b *igv1.InstagramChannel) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) < 0
+}
+
+// accountLabel names the account for people: @username when known.
+func accountLabel(ch *igv1.InstagramChannel) string {
+	if ch.Status.Account == nil {
+		return "(unknown account)"
+	}
+	if ch.Status.Account.Username != "" {
+		return "@" + ch.Status.Account.Username
+	}
+	return ch.Status.Account.UserID
+}
+
+// instagramFailure turns a classified Instagram error of a step into a halt.
+func (r *InstagramChannelReconciler) instagramFailure(ctx context.Context, run *channelRun, what string, err error, reason string) *halt {
+	msg := fmt.Sprintf("%s: %v", what, err)
+	switch instagram.ClassOf(err) {
+	case instagram.ClassTokenInvalid:
+		return r.markTokenInvalid(ctx, run, err)
+	case instagram.ClassPermissionDenied:
+		return &halt{reason: igv1.ReasonPermissionDenied, message: msg, stalled: true}
+	case instagram.ClassRateLimited:
+		return &halt{reason: igv1.ReasonRateLimited, message: msg, retryAt: run.now.Add(max(instagram.RetryAfterOf(err), backoffMin))}
+	case instagram.ClassBadRequest:
+		return &halt{reason: reason, message: msg, stalled: true}
+	}
+	return &halt{reason: reason, message: msg, retryAt: run.now.Add(BackoffSince(r.failingSince(run), run.now))}
+}
+
+// failingSince is when the channel started retrying, from its Reconciling
+// condition; it stretches the backoff of steps that keep no counter.
+func (r *InstagramChannelReconciler) failingSince(run *channelRun) time.Time {
+	for _, c := range run.original.Status.Conditions {
+		if c.Type == igv1.ConditionReconciling && c.Status == metav1.ConditionTrue {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return run.now
+}

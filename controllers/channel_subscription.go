@@ -1,0 +1,91 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+)
+
+// defaultSubscribedFields mirrors the CRD default, for objects that predate
+// it.
+var defaultSubscribedFields = []string{"messages", "messaging_seen", "message_reactions", "messaging_postbacks"}
+
+// desiredFields is spec.subscribedFields, sorted and without duplicates.
+func desiredFields(ch *igv1.InstagramChannel) []string {
+	fields := make([]string, 0, len(ch.Spec.SubscribedFields))
+	for _, f := range ch.Spec.SubscribedFields {
+		fields = append(fields, string(f))
+	}
+	if len(fields) == 0 {
+		fields = slices.Clone(defaultSubscribedFields)
+	}
+	return normalizeFields(fields)
+}
+
+func normalizeFields(fields []string) []string {
+	out := slices.Clone(fields)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// reconcileSubscription keeps the account's webhooks subscribed to
+// spec.subscribedFields. It subscribes when the fields or the token changed,
+// and otherwise compares with Instagram's view at most every resync interval
+// (or when the requestedAt annotation asks), repairing drift.
+func (r *InstagramChannelReconciler) reconcileSubscription(ctx context.Context, run *channelRun) (*halt, error) {
+	ch := run.ch
+	logger := log.FromContext(ctx)
+	desired := desiredFields(ch)
+	userID := accountUserID(ch)
+	cond := meta.FindStatusCondition(run.original.Status.Conditions, igv1.ConditionWebhookSubscribed)
+
+	subscribe := run.tokenChanged || cond == nil || cond.Status != metav1.ConditionTrue ||
+		!slices.Equal(ch.Status.SubscribedFields, desired)
+	if !subscribe {
+		resync := ResyncAfter(r.opts().ResyncInterval, string(ch.UID))
+		checked := timeOf(ch.Status.SubscriptionCheckedAt)
+		if !run.forceCheck && !checked.IsZero() && run.now.Before(checked.Add(resync)) {
+			run.wake(checked.Add(resync))
+			return nil, nil
+		}
+		got, err := run.api.Subscriptions(ctx, run.token, userID)
+		if err != nil {
+			return r.subscriptionFailed(ctx, run, "check the webhook subscription", err), nil
+		}
+		setTime(&ch.Status.SubscriptionCheckedAt, run.now)
+		if slices.Equal(normalizeFields(got), desired) {
+			run.wake(run.now.Add(resync))
+			return nil, nil
+		}
+		logger.Info("webhook subscription drifted, subscribing again", "account", userID,
+			"want", strings.Join(desired, ","), "have", strings.Join(normalizeFields(got), ","))
+	}
+
+	if err := run.api.Subscribe(ctx, run.token, userID, desired); err != nil {
+		return r.subscriptionFailed(ctx, run, "subscribe the account's webhooks", err), nil
+	}
+	ch.Status.SubscribedFields = desired
+	setTime(&ch.Status.SubscriptionCheckedAt, run.now)
+	msg := fmt.Sprintf("account %s subscribed to %s", accountLabel(ch), strings.Join(desired, ", "))
+	r.setCondition(run, igv1.ConditionWebhookSubscribed, metav1.ConditionTrue, igv1.ReasonSubscribed, msg)
+	r.event(ch, corev1.EventTypeNormal, igv1.EventSubscribed, "Subscribe", "%s", msg)
+	logger.Info("webhooks subscribed", "account", userID, "fields", strings.Join(desired, ","))
+	run.wake(run.now.Add(ResyncAfter(r.opts().ResyncInterval, string(ch.UID))))
+	return nil, nil
+}
+
+func (r *InstagramChannelReconciler) subscriptionFailed(ctx context.Context, run *channelRun, what string, err error) *halt {
+	h := r.instagramFailure(ctx, run, what, err, igv1.ReasonSubscribeFailed)
+	if h.reason != igv1.ReasonTokenInvalid {
+		r.setCondition(run, igv1.ConditionWebhookSubscribed, metav1.ConditionFalse, igv1.ReasonSubscribeFailed, h.message)
+	}
+	return h
+}

@@ -1,0 +1,628 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
+)
+
+// Where the token comes from. The managed Secret is the only place the
+// token is kept: the controller holds it in memory for one reconcile only.
+// When the managed Secret is deleted the controller adopts the initial token
+// Secret again if there is one; otherwise the channel awaits authorization.
+const (
+	sourceInitial = "initial"
+	sourceLogin   = "login"
+)
+
+// initialSecretRetry is how often a missing initial token Secret is looked
+// for: a Secret without the watch label is invisible to the cache, so its
+// creation produces no event.
+const initialSecretRetry = time.Minute
+
+// tokenSource is a token handed in from outside: the user's initial token
+// Secret or the login Secret of a completed Business Login.
+type tokenSource struct {
+	kind  string
+	token string
+	// expiresAt is the optional expiresAt key of the initial Secret.
+	expiresAt time.Time
+	// hash identifies an initial Secret's content without the token.
+	hash string
+	// secret is the login Secret, deleted once consumed.
+	secret *corev1.Secret
+}
+
+// reconcileToken makes sure the channel holds a usable long-lived token in
+// its managed Secret: it consumes a login, adopts a new or changed initial
+// token, and refreshes the token when the policy says it is due.
+func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *channelRun) (*halt, error) {
+	ch := run.ch
+	st := tokenStatus(ch)
+
+	secret, h, err := r.readTokenSecret(ctx, run)
+	if h != nil || err != nil {
+		return h, err
+	}
+	if secret != nil && st.ExpiresAt != nil && string(secret.Data[igv1.TokenSecretKeyExpiresAt]) != formatTime(st.ExpiresAt.Time) {
+		// The cache has not seen our last write yet: read what is stored.
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
+			return nil, fmt.Errorf("get token Secret: %w", client.IgnoreNotFound(err))
+		}
+	}
+	if secret != nil {
+		run.tokenSecret = secret
+		run.token = string(secret.Data[igv1.TokenSecretKeyAccessToken])
+		if st.ExpiresAt == nil {
+			// The status was lost (restored from a backup, a failed
+			// patch): the Secret written with the token still knows.
+			if t, err := time.Parse(time.RFC3339, string(secret.Data[igv1.TokenSecretKeyExpiresAt])); err == nil {
+				setTime(&st.ExpiresAt, t)
+				setTime(&st.RefreshedAt, t.Add(-LongLivedTokenLifetime))
+			}
+		}
+	}
+
+	// A completed Business Login is the most recent intent: it wins.
+	login, err := r.readLoginSecret(ctx, ch)
+	if err != nil {
+		return nil, err
+	}
+	if login != nil {
+		return r.adoptToken(ctx, run, *login)
+	}
+
+	var initial *tokenSource
+	if ch.Spec.InitialTokenSecretRef != nil {
+		initial, h, err = r.readInitialToken(ctx, run)
+		if h != nil || err != nil {
+			return h, err
+		}
+	}
+	gated := tokenGated(run)
+	if initial != nil && (initial.hash != st.InitialSecretHash || (run.token == "" && !gated)) {
+		return r.adoptToken(ctx, run, *initial)
+	}
+
+	// Nothing new came in: a duplicate channel makes no Instagram call.
+	if h, err := r.checkOwnership(ctx, run); h != nil || err != nil {
+		return h, err
+	}
+
+	if st.NextRefreshAt == nil || run.original.Status.ObservedGeneration != ch.Generation {
+		// Deterministic, so recomputing after a spec change (refreshBefore)
+		// keeps the same jitter.
+		setTime(&st.NextRefreshAt, r.nextRefreshAt(ch, timeOf(st.ExpiresAt), timeOf(st.RefreshedAt)))
+	}
+	in := TokenInput{
+		Now:           run.now,
+		HasToken:      run.token != "",
+		Invalid:       gated,
+		ExpiresAt:     timeOf(st.ExpiresAt),
+		RefreshedAt:   timeOf(st.RefreshedAt),
+		NextRefreshAt: timeOf(st.NextRefreshAt),
+		Failures:      st.Failures,
+		LastFailureAt: timeOf(st.LastFailureAt),
+	}
+	if c := meta.FindStatusCondition(run.original.Status.Conditions, igv1.ConditionAuthorized); gated && c != nil {
+		in.InvalidMessage = c.Message
+	}
+	d := DecideToken(in)
+	switch d.Action {
+	case TokenActionStop:
+		return r.tokenUnusable(ctx, run, d), nil
+	case TokenActionBackoff:
+		r.markAuthorized(run)
+		return &halt{reason: d.Reason, message: d.Message, retryAt: d.NextCheckAt}, nil
+	case TokenActionRefresh:
+		return r.refreshToken(ctx, run)
+	}
+	r.markAuthorized(run)
+	run.wake(d.NextCheckAt)
+	return nil, nil
+}
+
+// tokenUnusable reports a token that cannot be used without a human.
+func (r *InstagramChannelReconciler) tokenUnusable(ctx context.Context, run *channelRun, d TokenDecision) *halt {
+	msg := d.Message
+	if hint := r.authorizationStep(ctx, run); hint != "" {
+		msg += "; " + hint
+	}
+	if d.Reason == igv1.ReasonTokenInvalid {
+		// Keep the condition as the failure recorded it, including its
+		// generation: that is what keeps the gate closed.
+		return &halt{reason: d.Reason, message: msg, stalled: true}
+	}
+	r.setCondition(run, igv1.ConditionAuthorized, metav1.ConditionFalse, d.Reason, d.Message)
+	if d.Reason == igv1.ReasonTokenExpired {
+		r.eventOnTransition(run, corev1.EventTypeWarning, igv1.EventReauthorizationRequired, "Refresh", d.Reason, "%s", d.Message)
+	}
+	return &halt{reason: d.Reason, message: msg, stalled: true}
+}
+
+// tokenGated is true when Instagram rejected the current token (190) and
+// neither the token nor the spec changed since: no Instagram call then.
+func tokenGated(run *channelRun) bool {
+	c := meta.FindStatusCondition(run.original.Status.Conditions, igv1.ConditionAuthorized)
+	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == igv1.ReasonTokenInvalid &&
+		c.ObservedGeneration == run.ch.Generation
+}
+
+// adoptToken turns a token handed in from outside into the managed
+// long-lived token: exchanged when it is short-lived, taken as it is when
+// Instagram says it cannot be exchanged but it works.
+func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channelRun, src tokenSource) (*halt, error) {
+	logger := log.FromContext(ctx).WithValues("source", src.kind)
+	st := tokenStatus(run.ch)
+	var (
+		token       string
+		expiresAt   time.Time
+		refreshedAt = run.now
+		nextRefresh time.Time
+		note        string
+	)
+	ll, err := run.api.ExchangeLongLived(ctx, run.app.appSecret, src.token)
+	switch instagram.ClassOf(err) {
+	case "":
+		token, expiresAt = ll.AccessToken, run.now.Add(lifetime(ll.ExpiresIn))
+		note = fmt.Sprintf("exchanged the %s token for a long-lived token valid until %s", src.kind, formatTime(expiresAt))
+	case instagram.ClassBadRequest, instagram.ClassTokenInvalid, instagram.ClassUnknown:
+		if appSecretRejected(err) {
+			msg := fmt.Sprintf("Instagram refused the app secret of %s %q: %v", run.app.kind, run.app.name, err)
+			return &halt{reason: igv1.ReasonAppCredentialsInvalid, message: msg, stalled: true}, nil
+		}
+		// Instagram refuses to exchange a token that is already
+		// long-lived. Whether it works as it is, /me tells.
+		logger.V(1).Info("token not exchangeable, checking it as a long-lived token", "error", err.Error())
+		acc, meErr := run.api.Me(ctx, src.token)
+		if meErr != nil {
+			if instagram.ClassOf(meErr) == instagram.ClassTokenInvalid {
+				return r.sourceRejected(ctx, run, src, meErr)
+			}
+			return r.exchangeFailed(run, meErr), nil
+		}
+		setAccount(run.ch, acc)
+		run.accountFresh = true
+		token = src.token
+		switch {
+		case !src.expiresAt.IsZero():
+			expiresAt = src.expiresAt
+			refreshedAt = earliest(run.now, expiresAt.Add(-LongLivedTokenLifetime))
+			note = fmt.Sprintf("adopted the %s token as long-lived, valid until %s (from the Secret's expiresAt)", src.kind, formatTime(expiresAt))
+		default:
+			// Refreshing tells the expiry, if the token is old enough.
+			if rl, rErr := run.api.RefreshToken(ctx, token); rErr == nil {
+				token, expiresAt = rl.AccessToken, run.now.Add(lifetime(rl.ExpiresIn))
+				note = fmt.Sprintf("adopted the %s token as long-lived and refreshed it, valid until %s", src.kind, formatTime(expiresAt))
+			} else {
+				// Unknown expiry: assume the full lifetime from now and
+				// learn the truth by refreshing as soon as Instagram allows.
+				expiresAt = run.now.Add(LongLivedTokenLifetime)
+				nextRefresh = run.now.Add(r.opts().TokenMinRefreshAge)
+				note = fmt.Sprintf("adopted the %s token as long-lived; Instagram did not tell its expiry, assuming %s and refreshing at %s to learn it", src.kind, formatTime(expiresAt), formatTime(nextRefresh))
+				logger.V(1).Info("refresh of adopted token refused", "error", rErr.Error())
+			}
+		}
+	default:
+		return r.exchangeFailed(run, err), nil
+	}
+
+	if nextRefresh.IsZero() {
+		nextRefresh = r.nextRefreshAt(run.ch, expiresAt, refreshedAt)
+	}
+	run.token = token
+	run.tokenChanged = true
+	setTime(&st.ExpiresAt, expiresAt.Truncate(time.Second))
+	setTime(&st.RefreshedAt, refreshedAt)
+	setTime(&st.NextRefreshAt, nextRefresh.Truncate(time.Second))
+	st.Failures = 0
+	st.LastFailureAt = nil
+	if src.kind == sourceInitial {
+		st.InitialSecretHash = src.hash
+	}
+	if h, err := r.ensureTokenSecret(ctx, run); h != nil || err != nil {
+		return h, err
+	}
+	if src.kind == sourceLogin {
+		if err := r.deleteLoginSecret(ctx, src.secret); err != nil {
+			return nil, err
+		}
+	}
+	r.markAuthorized(run)
+	run.ch.Status.AuthorizationURL = ""
+	r.event(run.ch, corev1.EventTypeNormal, igv1.EventTokenExchanged, "Adopt", "%s", note)
+	logger.Info("token adopted", "expiresAt", formatTime(expiresAt))
+	run.wake(timeOf(st.NextRefreshAt))
+	return nil, nil
+}
+
+// appSecretRejected tells a refused client_secret (Graph code 101) from the
+// other refusals of the exchange, which the instagram package classifies
+// alike as BadRequest: without it a short-lived token would be taken for a
+// long-lived one.
+func appSecretRejected(err error) bool {
+	var ie *instagram.Error
+	return errors.As(err, &ie) && ie.Code == graphCodeClientSecret
+}
+
+// graphCodeClientSecret is Graph's "Error validating client secret".
+const graphCodeClientSecret = 101
+
+// sourceRejected handles a handed-in token that Instagram rejects (190):
+// the same Secret content is not tried again, a login Secret is consumed.
+func (r *InstagramChannelReconciler) sourceRejected(ctx context.Context, run *channelRun, src tokenSource, err error) (*halt, error) {
+	st := tokenStatus(run.ch)
+	if src.kind == sourceInitial {
+		st.InitialSecretHash = src.hash
+	}
+	if src.kind == sourceLogin {
+		if err := r.deleteLoginSecret(ctx, src.secret); err != nil {
+			return nil, err
+		}
+	}
+	return r.markTokenInvalid(ctx, run, err), nil
+}
+
+// exchangeFailed counts a failed adoption and backs off.
+func (r *InstagramChannelReconciler) exchangeFailed(run *channelRun, err error) *halt {
+	st := tokenStatus(run.ch)
+	st.Failures++
+	setTime(&st.LastFailureAt, run.now)
+	msg := fmt.Sprintf("token exchange failed: %v", err)
+	switch instagram.ClassOf(err) {
+	case instagram.ClassPermissionDenied:
+		return &halt{reason: igv1.ReasonPermissionDenied, message: msg, stalled: true}
+	case instagram.ClassRateLimited:
+		return &halt{reason: igv1.ReasonRateLimited, message: msg, retryAt: run.now.Add(max(instagram.RetryAfterOf(err), Backoff(st.Failures)))}
+	case instagram.ClassOAuthCodeInvalid:
+		return &halt{reason: igv1.ReasonTokenExchangeFailed, message: msg, stalled: true}
+	}
+	return &halt{reason: igv1.ReasonTokenExchangeFailed, message: msg, retryAt: run.now.Add(Backoff(st.Failures))}
+}
+
+// refreshToken renews the long-lived token.
+func (r *InstagramChannelReconciler) refreshToken(ctx context.Context, run *channelRun) (*halt, error) {
+	st := tokenStatus(run.ch)
+	ll, err := run.api.RefreshToken(ctx, run.token)
+	if err != nil {
+		return r.refreshFailed(ctx, run, err), nil
+	}
+	tokenRefreshTotal.WithLabelValues("success").Inc()
+	expiresAt := run.now.Add(lifetime(ll.ExpiresIn))
+	run.token = ll.AccessToken
+	setTime(&st.ExpiresAt, expiresAt)
+	setTime(&st.RefreshedAt, run.now)
+	setTime(&st.NextRefreshAt, r.nextRefreshAt(run.ch, expiresAt, run.now))
+	st.Failures = 0
+	st.LastFailureAt = nil
+	if h, err := r.ensureTokenSecret(ctx, run); h != nil || err != nil {
+		return h, err
+	}
+	r.markAuthorized(run)
+	r.event(run.ch, corev1.EventTypeNormal, igv1.EventTokenRefreshed, "Refresh", "token refreshed, valid until %s, next refresh at %s",
+		formatTime(expiresAt), formatTime(st.NextRefreshAt.Time))
+	log.FromContext(ctx).Info("token refreshed", "expiresAt", formatTime(expiresAt))
+	run.wake(st.NextRefreshAt.Time)
+	return nil, nil
+}
+
+// refreshFailed records a failed refresh: counted, backed off, announced.
+func (r *InstagramChannelReconciler) refreshFailed(ctx context.Context, run *channelRun, err error) *halt {
+	st := tokenStatus(run.ch)
+	class := instagram.ClassOf(err)
+	tokenRefreshTotal.WithLabelValues(string(class)).Inc()
+	if class == instagram.ClassTokenInvalid {
+		return r.markTokenInvalid(ctx, run, err)
+	}
+	st.Failures++
+	setTime(&st.LastFailureAt, run.now)
+	retryAt := run.now.Add(Backoff(st.Failures))
+	r.markAuthorized(run)
+	reason := igv1.ReasonRefreshFailing
+	switch class {
+	case instagram.ClassPermissionDenied:
+		msg := fmt.Sprintf("token refresh refused: %v", err)
+		r.event(run.ch, corev1.EventTypeWarning, igv1.EventRefreshFailed, "Refresh", "%s", msg)
+		return &halt{reason: igv1.ReasonPermissionDenied, message: msg, stalled: true}
+	case instagram.ClassRateLimited:
+		reason = igv1.ReasonRateLimited
+		retryAt = run.now.Add(max(instagram.RetryAfterOf(err), Backoff(st.Failures)))
+	}
+	msg := fmt.Sprintf("token refresh failed %d time(s): %v; next attempt at %s; token valid until %s",
+		st.Failures, err, formatTime(retryAt), formatTime(timeOf(st.ExpiresAt)))
+	r.event(run.ch, corev1.EventTypeWarning, igv1.EventRefreshFailed, "Refresh", "%s", msg)
+	log.FromContext(ctx).Info("token refresh failed", "failures", st.Failures, "error", err.Error())
+	return &halt{reason: reason, message: msg, retryAt: retryAt}
+}
+
+// markTokenInvalid stops every Instagram call for the current token until
+// a new token or a spec change arrives.
+func (r *InstagramChannelReconciler) markTokenInvalid(ctx context.Context, run *channelRun, err error) *halt {
+	msg := fmt.Sprintf("Instagram rejected the token: %v", err)
+	r.setCondition(run, igv1.ConditionAuthorized, metav1.ConditionFalse, igv1.ReasonTokenInvalid, msg)
+	r.eventOnTransition(run, corev1.EventTypeWarning, igv1.EventReauthorizationRequired, "Authorize", igv1.ReasonTokenInvalid,
+		"%s; log in again or provide a new token", msg)
+	log.FromContext(ctx).Info("token rejected by Instagram", "error", err.Error())
+	full := msg + "; log in again or provide a new token"
+	if hint := r.authorizationStep(ctx, run); hint != "" {
+		full += "; " + hint
+	}
+	return &halt{reason: igv1.ReasonTokenInvalid, message: full, stalled: true}
+}
+
+func (r *InstagramChannelReconciler) markAuthorized(run *channelRun) {
+	st := tokenStatus(run.ch)
+	r.setCondition(run, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonSucceeded,
+		"token valid until "+formatTime(timeOf(st.ExpiresAt)))
+}
+
+// nextRefreshAt applies the refresh policy to one channel; the jitter seed
+// is the channel's UID and the token's expiry, so it only changes with them.
+func (r *InstagramChannelReconciler) nextRefreshAt(ch *igv1.InstagramChannel, expiresAt, refreshedAt time.Time) time.Time {
+	refreshBefore := 480 * time.Hour
+	if ch.Spec.RefreshBefore != nil {
+		refreshBefore = ch.Spec.RefreshBefore.Duration
+	}
+	seed := fmt.Sprintf("%s/%d", ch.UID, expiresAt.Unix())
+	return NextRefreshAt(expiresAt, refreshedAt, refreshBefore, r.opts().TokenMinRefreshAge, seed)
+}
+
+// readTokenSecret reads the managed Secret. A Secret of that name that this
+// channel does not control is a conflict: never overwritten.
+func (r *InstagramChannelReconciler) readTokenSecret(ctx context.Context, run *channelRun) (*corev1.Secret, *halt, error) {
+	ch := run.ch
+	key := types.NamespacedName{Namespace: ch.Namespace, Name: ch.TokenSecretName()}
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, key, secret)
+	if apierrors.IsNotFound(err) {
+		// The cache only holds labelled Secrets; someone else's Secret of
+		// that name is only visible to the API server.
+		err = r.APIReader.Get(ctx, key, secret)
+	}
+	if apierrors.IsNotFound(err) {
+		return r.readRenamedTokenSecret(ctx, run)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("get token Secret: %w", err)
+	}
+	if !metav1.IsControlledBy(secret, ch) {
+		return nil, r.secretConflict(run, key.Name), nil
+	}
+	return secret, nil, nil
+}
+
+// readRenamedTokenSecret finds the token under the previous
+// spec.tokenSecretName, so renaming the Secret moves the token.
+func (r *InstagramChannelReconciler) readRenamedTokenSecret(ctx context.Context, run *channelRun) (*corev1.Secret, *halt, error) {
+	st := tokenStatus(run.ch)
+	old := run.original.Status.Token
+	if old == nil || old.SecretName == "" || old.SecretName == st.SecretName {
+		return nil, nil, nil
+	}
+	secret := &corev1.Secret{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: run.ch.Namespace, Name: old.SecretName}, secret); err != nil {
+		return nil, nil, client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(secret, run.ch) {
+		return nil, nil, nil
+	}
+	return secret, nil, nil
+}
+
+func (r *InstagramChannelReconciler) secretConflict(run *channelRun, name string) *halt {
+	msg := fmt.Sprintf("Secret %s/%s exists and is not managed by this channel; delete it or set spec.tokenSecretName", run.ch.Namespace, name)
+	r.eventOnTransition(run, corev1.EventTypeWarning, igv1.EventSecretConflict, "WriteToken", igv1.ReasonSecretConflict, "%s", msg)
+	return &halt{reason: igv1.ReasonSecretConflict, message: msg, stalled: true}
+}
+
+// ensureTokenSecret makes the managed Secret hold the current token, the
+// account's userID and the expiry. It writes only when something differs.
+func (r *InstagramChannelReconciler) ensureTokenSecret(ctx context.Context, run *channelRun) (*halt, error) {
+	ch := run.ch
+	st := tokenStatus(ch)
+	if run.token == "" {
+		return nil, nil
+	}
+	data := map[string][]byte{
+		igv1.TokenSecretKeyAccessToken: []byte(run.token),
+		igv1.TokenSecretKeyUserID:      []byte(accountUserID(ch)),
+		igv1.TokenSecretKeyExpiresAt:   []byte(formatTime(timeOf(st.ExpiresAt))),
+	}
+	if st.ExpiresAt == nil {
+		delete(data, igv1.TokenSecretKeyExpiresAt)
+	}
+	name := ch.TokenSecretName()
+	existing := run.tokenSecret
+	if existing != nil && existing.Name == name {
+		if maps.EqualFunc(existing.Data, data, func(a, b []byte) bool { return string(a) == string(b) }) &&
+			existing.Labels[igv1.LabelChannel] == ch.Name && existing.Labels[igv1.LabelWatch] == "true" {
+			return nil, nil
+		}
+		// Optimistic lock: never write over a token stored after our read.
+		patch := client.MergeFromWithOptions(existing.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		existing.Data = data
+		setTokenSecretLabels(existing, ch.Name)
+		if err := r.Patch(ctx, existing, patch); err != nil {
+			return nil, fmt.Errorf("update token Secret: %w", err)
+		}
+		return nil, nil
+	}
+
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ch.Namespace, Name: name},
+		Type:       igv1.TokenSecretType,
+		Data:       data,
+	}
+	setTokenSecretLabels(secret, ch.Name)
+	if err := controllerutil.SetControllerReference(ch, secret, r.Scheme); err != nil {
+		return nil, fmt.Errorf("own token Secret: %w", err)
+	}
+	if err := r.Create(ctx, secret); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return r.secretConflict(run, name), nil
+		}
+		return nil, fmt.Errorf("create token Secret: %w", err)
+	}
+	if existing != nil {
+		// Renamed: the token moved, the old Secret goes.
+		if err := r.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); client.IgnoreNotFound(err) != nil {
+			return nil, fmt.Errorf("delete previous token Secret: %w", err)
+		}
+	}
+	run.tokenSecret = secret
+	return nil, nil
+}
+
+func setTokenSecretLabels(s *corev1.Secret, channel string) {
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	s.Labels[igv1.LabelChannel] = channel
+	s.Labels[igv1.LabelWatch] = "true"
+}
+
+// readInitialToken reads spec.initialTokenSecretRef. A missing Secret only
+// matters while the channel has no token of its own.
+func (r *InstagramChannelReconciler) readInitialToken(ctx context.Context, run *channelRun) (*tokenSource, *halt, error) {
+	ch := run.ch
+	ref := ch.Spec.InitialTokenSecretRef
+	keyName := ref.Key
+	if keyName == "" {
+		keyName = igv1.TokenSecretKeyAccessToken
+	}
+	key := types.NamespacedName{Namespace: ch.Namespace, Name: ref.Name}
+	secret, err := GetWatchedSecret(ctx, r.Client, r.APIReader, key)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("get initial token Secret: %w", err)
+	}
+	var token string
+	if err == nil {
+		token = string(secret.Data[keyName])
+	}
+	if token == "" {
+		if run.token != "" {
+			return nil, nil, nil
+		}
+		msg := fmt.Sprintf("initial token Secret %s not found", key)
+		if err == nil {
+			msg = fmt.Sprintf("initial token Secret %s has no key %s", key, keyName)
+		}
+		return nil, &halt{reason: igv1.ReasonTokenSecretNotFound, message: msg, retryAt: run.now.Add(initialSecretRetry)}, nil
+	}
+	src := &tokenSource{kind: sourceInitial, token: token}
+	rawExpiry := string(secret.Data[igv1.TokenSecretKeyExpiresAt])
+	if rawExpiry != "" {
+		t, perr := time.Parse(time.RFC3339, rawExpiry)
+		if perr != nil {
+			return nil, &halt{
+				reason:  igv1.ReasonTokenSecretNotFound,
+				message: fmt.Sprintf("initial token Secret %s: key %s is not an RFC 3339 time", key, igv1.TokenSecretKeyExpiresAt),
+				stalled: true,
+			}, nil
+		}
+		src.expiresAt = t.UTC().Truncate(time.Second)
+	}
+	src.hash = initialSecretHash(ch, keyName, token, rawExpiry)
+	return src, nil, nil
+}
+
+// initialSecretHash identifies the content of the initial Secret. Salted
+// with the channel's UID so that the status never offers a plain hash of a
+// token to compare guesses against.
+func initialSecretHash(ch *igv1.InstagramChannel, key, token, expiresAt string) string {
+	h := sha256.New()
+	for _, part := range []string{string(ch.UID), key, token, expiresAt} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// LoginSecretName is the Secret through which the OAuth callback hands a
+// completed login's short-lived token to the channel.
+func LoginSecretName(channel string) string { return channel + igv1.LoginSecretSuffix }
+
+// readLoginSecret returns the token of a completed Business Login, if any.
+// Only a Secret labelled for this channel counts.
+func (r *InstagramChannelReconciler) readLoginSecret(ctx context.Context, ch *igv1.InstagramChannel) (*tokenSource, error) {
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: ch.Namespace, Name: LoginSecretName(ch.Name)}, secret)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get login Secret: %w", err)
+	}
+	token := string(secret.Data[igv1.TokenSecretKeyAccessToken])
+	if secret.Labels[igv1.LabelChannel] != ch.Name || token == "" || !secret.DeletionTimestamp.IsZero() {
+		log.FromContext(ctx).Info("ignoring login Secret without channel label or token", "secret", secret.Name)
+		return nil, nil
+	}
+	return &tokenSource{kind: sourceLogin, token: token, secret: secret}, nil
+}
+
+func (r *InstagramChannelReconciler) deleteLoginSecret(ctx context.Context, s *corev1.Secret) error {
+	if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete login Secret: %w", err)
+	}
+	return nil
+}
+
+func tokenStatus(ch *igv1.InstagramChannel) *igv1.TokenStatus {
+	if ch.Status.Token == nil {
+		ch.Status.Token = &igv1.TokenStatus{}
+	}
+	ch.Status.Token.SecretName = ch.TokenSecretName()
+	return ch.Status.Token
+}
+
+// lifetime is what Instagram reported, or the documented 60 days.
+func lifetime(d time.Duration) time.Duration {
+	if d <= 0 {
+		return LongLivedTokenLifetime
+	}
+	return d.Truncate(time.Second)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func timeOf(t *metav1.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Time
+}
+
+// setTime sets *p to t unless it already holds that instant, so an
+// unchanged value never shows up as a status change.
+func setTime(p **metav1.Time, t time.Time) {
+	if t.IsZero() {
+		*p = nil
+		return
+	}
+	if *p != nil && (*p).Time.Equal(t) {
+		return
+	}
+	*p = &metav1.Time{Time: t.UTC()}
+}

@@ -1,0 +1,123 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+)
+
+var _ = Describe("Message retention", func() {
+	var e *messageEnv
+	BeforeEach(func() { e = newMessageEnv() })
+
+	// labelled creates a message of channel as the receiver or the manager
+	// leaves it: labelled with its channel.
+	labelled := func(channel string, dir igv1.Direction) *igv1.InstagramMessage {
+		GinkgoHelper()
+		m := e.outgoing("m", func(m *igv1.InstagramMessage) {
+			m.Spec.ChannelRef.Name = channel
+			m.Spec.Direction = dir
+			m.Labels = map[string]string{igv1.LabelChannel: channel}
+		})
+		return m
+	}
+	exists := func(m *igv1.InstagramMessage) bool {
+		GinkgoHelper()
+		err := k8sClient.Get(e.ctx, types.NamespacedName{Namespace: e.ns, Name: m.Name}, &igv1.InstagramMessage{})
+		Expect(client.IgnoreNotFound(err)).To(Succeed())
+		return err == nil
+	}
+	setRetention := func(channel string, d time.Duration) {
+		GinkgoHelper()
+		ch := &igv1.InstagramChannel{}
+		Expect(k8sClient.Get(e.ctx, types.NamespacedName{Namespace: e.ns, Name: channel}, ch)).To(Succeed())
+		patch := client.MergeFrom(ch.DeepCopy())
+		ch.Spec.MessageRetention = &metav1.Duration{Duration: d}
+		Expect(k8sClient.Patch(e.ctx, ch, patch)).To(Succeed())
+	}
+
+	It("deletes exactly the messages older than the retention, page by page, and keeps everything for 0s", func() {
+		setRetention(e.channel, time.Hour)
+		e.createChannel("keep-all", func(ch *igv1.InstagramChannel) {
+			ch.Spec.MessageRetention = &metav1.Duration{Duration: 0}
+		})
+
+		var old []*igv1.InstagramMessage
+		for range 3 {
+			old = append(old, labelled(e.channel, igv1.DirectionOutgoing), labelled(e.channel, igv1.DirectionIncoming))
+		}
+		kept := labelled("keep-all", igv1.DirectionIncoming)
+		newest := old[0].CreationTimestamp.Time
+		for _, m := range old {
+			if m.CreationTimestamp.After(newest) {
+				newest = m.CreationTimestamp.Time
+			}
+		}
+		// The API server stamps creation in whole seconds: poll until a
+		// message lands in a later second than the old ones.
+		var fresh *igv1.InstagramMessage
+		Eventually(func() bool {
+			if fresh != nil {
+				Expect(k8sClient.Delete(e.ctx, fresh)).To(Succeed())
+			}
+			fresh = labelled(e.channel, igv1.DirectionOutgoing)
+			return fresh.CreationTimestamp.After(newest)
+		}).WithTimeout(5 * time.Second).WithPolling(200 * time.Millisecond).Should(BeTrue())
+
+		runner := &RetentionRunner{
+			Client: k8sClient, APIReader: k8sClient, PageSize: 2, DeletesPerSecond: 1000,
+			// now - retention is exactly the fresh message's creation:
+			// older ones go, it stays.
+			Clock: clocktesting.NewFakeClock(fresh.CreationTimestamp.Add(time.Hour)),
+		}
+		deleted, err := runner.SweepOnce(e.ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(deleted).To(Equal(len(old)))
+		for _, m := range old {
+			Expect(exists(m)).To(BeFalse(), "old message %s", m.Name)
+		}
+		Expect(exists(fresh)).To(BeTrue())
+		Expect(exists(kept)).To(BeTrue(), "retention 0s keeps everything")
+
+		By("a later sweep deletes nothing more")
+		deleted, err = runner.SweepOnce(e.ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(deleted).To(BeZero())
+
+		By("months later the 0s channel still keeps its messages")
+		runner.Clock = clocktesting.NewFakeClock(time.Now().Add(90 * 24 * time.Hour))
+		_, err = runner.SweepOnce(e.ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(exists(kept)).To(BeTrue())
+		Expect(exists(fresh)).To(BeFalse())
+	})
+
+	It("sweeps at start and then every interval on its clock", func() {
+		setRetention(e.channel, time.Hour)
+		first := labelled(e.channel, igv1.DirectionIncoming)
+		clk := clocktesting.NewFakeClock(time.Now().Add(2 * time.Hour))
+		runner := &RetentionRunner{Client: k8sClient, APIReader: k8sClient, Clock: clk, Interval: 10 * time.Minute}
+
+		ctx, cancel := context.WithCancel(e.ctx)
+		done := make(chan error, 1)
+		go func() { done <- runner.Start(ctx) }()
+		Eventually(func() bool { return exists(first) }).Should(BeFalse(), "the first sweep runs at start")
+
+		second := labelled(e.channel, igv1.DirectionIncoming)
+		Eventually(clk.HasWaiters).Should(BeTrue())
+		Expect(exists(second)).To(BeTrue(), "nothing runs between sweeps")
+		clk.Step(10 * time.Minute)
+		Eventually(func() bool { return exists(second) }).Should(BeFalse(), "the next sweep runs after the interval")
+
+		cancel()
+		Eventually(done).Should(Receive(BeNil()))
+	})
+})

@@ -1,0 +1,216 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+)
+
+var policyNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func TestDecideToken(t *testing.T) {
+	day := 24 * time.Hour
+	healthy := TokenInput{
+		Now:           policyNow,
+		HasToken:      true,
+		ExpiresAt:     policyNow.Add(50 * day),
+		RefreshedAt:   policyNow.Add(-10 * day),
+		NextRefreshAt: policyNow.Add(30 * day),
+	}
+	with := func(f func(*TokenInput)) TokenInput {
+		in := healthy
+		f(&in)
+		return in
+	}
+	type want struct {
+		Action      TokenAction
+		Reason      string
+		NextCheckAt time.Time
+	}
+	tests := map[string]struct {
+		in   TokenInput
+		want want
+	}{
+		"healthy token waits for its refresh": {
+			in:   healthy,
+			want: want{TokenActionUse, igv1.ReasonSucceeded, policyNow.Add(30 * day)},
+		},
+		"no token awaits authorization": {
+			in:   TokenInput{Now: policyNow},
+			want: want{Action: TokenActionStop, Reason: igv1.ReasonAwaitingAuthorization},
+		},
+		"invalid token stops before anything else": {
+			in:   with(func(in *TokenInput) { in.Invalid = true; in.NextRefreshAt = policyNow.Add(-time.Hour) }),
+			want: want{Action: TokenActionStop, Reason: igv1.ReasonTokenInvalid},
+		},
+		"invalid stays invalid without a token": {
+			in:   TokenInput{Now: policyNow, Invalid: true},
+			want: want{Action: TokenActionStop, Reason: igv1.ReasonTokenInvalid},
+		},
+		"expired token stops": {
+			in:   with(func(in *TokenInput) { in.ExpiresAt = policyNow; in.NextRefreshAt = policyNow.Add(-day) }),
+			want: want{Action: TokenActionStop, Reason: igv1.ReasonTokenExpired},
+		},
+		"refresh due exactly now": {
+			in:   with(func(in *TokenInput) { in.NextRefreshAt = policyNow }),
+			want: want{Action: TokenActionRefresh, Reason: igv1.ReasonProgressing},
+		},
+		"refresh not due a second before": {
+			in:   with(func(in *TokenInput) { in.NextRefreshAt = policyNow.Add(time.Second) }),
+			want: want{TokenActionUse, igv1.ReasonSucceeded, policyNow.Add(time.Second)},
+		},
+		"failing refresh backs off": {
+			in: with(func(in *TokenInput) {
+				in.NextRefreshAt = policyNow.Add(-time.Hour)
+				in.Failures = 3
+				in.LastFailureAt = policyNow.Add(-time.Minute)
+			}),
+			want: want{TokenActionBackoff, igv1.ReasonRefreshFailing, policyNow.Add(time.Minute)},
+		},
+		"failing refresh retries once the backoff passed": {
+			in: with(func(in *TokenInput) {
+				in.NextRefreshAt = policyNow.Add(-time.Hour)
+				in.Failures = 1
+				in.LastFailureAt = policyNow.Add(-30 * time.Second)
+			}),
+			want: want{Action: TokenActionRefresh, Reason: igv1.ReasonProgressing},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			d := DecideToken(tc.in)
+			got := want{d.Action, d.Reason, d.NextCheckAt}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("decision (-want +got):\n%s", diff)
+			}
+			if d.Message == "" {
+				t.Errorf("decision without a message")
+			}
+		})
+	}
+}
+
+func TestNextRefreshAt(t *testing.T) {
+	day := 24 * time.Hour
+	issued := policyNow
+	expires := issued.Add(60 * day)
+	tests := map[string]struct {
+		expiresAt, refreshedAt time.Time
+		refreshBefore, minAge  time.Duration
+		seed                   string
+		want                   time.Time
+	}{
+		"refreshBefore ahead of expiry, minus jitter": {
+			expiresAt: expires, refreshedAt: issued, refreshBefore: 20 * day, minAge: day, seed: "a",
+			want: expires.Add(-20 * day).Add(-RefreshJitter(20*day, "a")),
+		},
+		"never before the minimum age": {
+			expiresAt: expires, refreshedAt: issued, refreshBefore: 1416 * time.Hour, minAge: day, seed: "a",
+			want: issued.Add(day),
+		},
+		"unknown expiry: no refresh time": {
+			refreshedAt: issued, refreshBefore: 20 * day, minAge: day,
+			want: time.Time{},
+		},
+		"short refreshBefore gets a small jitter": {
+			expiresAt: expires, refreshedAt: issued, refreshBefore: time.Minute, minAge: day, seed: "b",
+			want: expires.Add(-time.Minute).Add(-RefreshJitter(time.Minute, "b")),
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := NextRefreshAt(tc.expiresAt, tc.refreshedAt, tc.refreshBefore, tc.minAge, tc.seed)
+			if diff := cmp.Diff(tc.want.Truncate(time.Second), got); diff != "" {
+				t.Errorf("next refresh (-want +got):\n%s", diff)
+			}
+			if got.Nanosecond() != 0 {
+				t.Errorf("not truncated to seconds: %v", got)
+			}
+		})
+	}
+}
+
+func TestRefreshJitterBounds(t *testing.T) {
+	tests := map[string]struct {
+		refreshBefore, max time.Duration
+	}{
+		"10% of a short window": {refreshBefore: time.Hour, max: 6 * time.Minute},
+		"capped at one hour":    {refreshBefore: 480 * time.Hour, max: time.Hour},
+		"tiny window":           {refreshBefore: time.Minute, max: 6 * time.Second},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			seen := map[time.Duration]bool{}
+			for _, seed := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+				j := RefreshJitter(tc.refreshBefore, seed)
+				if j < 0 || j > tc.max {
+					t.Fatalf("jitter %v outside [0, %v]", j, tc.max)
+				}
+				if j != RefreshJitter(tc.refreshBefore, seed) {
+					t.Fatalf("jitter not deterministic for seed %q", seed)
+				}
+				seen[j] = true
+			}
+			if len(seen) < 2 {
+				t.Errorf("jitter does not vary between channels: %v", seen)
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	tests := map[string]struct {
+		failures int32
+		want     time.Duration
+	}{
+		"none":         {0, 0},
+		"first":        {1, 30 * time.Second},
+		"second":       {2, time.Minute},
+		"fifth":        {5, 8 * time.Minute},
+		"capped":       {7, 30 * time.Minute},
+		"huge count":   {1 << 20, 30 * time.Minute},
+		"negative off": {-1, 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, Backoff(tc.failures)); diff != "" {
+				t.Errorf("backoff (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBackoffSince(t *testing.T) {
+	tests := map[string]struct {
+		elapsed time.Duration
+		want    time.Duration
+	}{
+		"just failed":  {0, 30 * time.Second},
+		"doubles":      {2 * time.Minute, 2 * time.Minute},
+		"bounded":      {5 * time.Hour, 30 * time.Minute},
+		"clock skewed": {-time.Minute, 30 * time.Second},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := BackoffSince(policyNow.Add(-tc.elapsed), policyNow)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("backoff (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestResyncAfter(t *testing.T) {
+	for _, seed := range []string{"a", "b", "c"} {
+		got := ResyncAfter(10*time.Minute, seed)
+		if got < 9*time.Minute || got > 11*time.Minute {
+			t.Errorf("resync %v for %q outside 10m+-10%%", got, seed)
+		}
+	}
+	if ResyncAfter(0, "a") != 0 {
+		t.Errorf("zero interval should disable resync")
+	}
+}

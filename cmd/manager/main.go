@@ -15,15 +15,18 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/controllers"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 )
 
 func main() {
@@ -35,10 +38,13 @@ func main() {
 
 type flags struct {
 	graphAPIURL, instagramAPIURL, oauthURL, graphVersion string
-	publicURL, clusterResourceNamespace                 string
-	metricsAddr, probeAddr                              string
-	tokenMinRefreshAge                                  time.Duration
-	leaderElect                                         bool
+	publicURL, clusterResourceNamespace                  string
+	metricsAddr, probeAddr                               string
+	tokenMinRefreshAge, resyncInterval, maxPendingAge    time.Duration
+	retentionInterval                                    time.Duration
+	rateLimit                                            float64
+	rateBurst                                            int
+	leaderElect                                          bool
 }
 
 func parseFlags() (flags, zap.Options) {
@@ -53,6 +59,11 @@ func parseFlags() (flags, zap.Options) {
 	flag.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.BoolVar(&f.leaderElect, "leader-elect", false, "Elect a leader so only one manager replica acts.")
+	flag.DurationVar(&f.resyncInterval, "resync-interval", controllers.DefaultResyncInterval, "How often a healthy channel re-checks its webhook subscription (jittered).")
+	flag.DurationVar(&f.maxPendingAge, "message-max-pending-age", 24*time.Hour, "How long an outgoing message waits for its channel before it fails as Expired.")
+	flag.DurationVar(&f.retentionInterval, "retention-interval", controllers.DefaultRetentionInterval, "How often old messages are swept.")
+	flag.Float64Var(&f.rateLimit, "instagram-rate-limit", 20, "Instagram calls per second per app (token bucket); negative disables.")
+	flag.IntVar(&f.rateBurst, "instagram-rate-burst", 40, "Burst of the per-app token bucket.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -83,6 +94,8 @@ func run() error {
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Only Secrets the operator manages or references, never all.
 			&corev1.Secret{}: {Label: watched},
+			// Only outgoing messages still to be sent, never the history.
+			&igv1.InstagramMessage{}: {Label: controllers.MessageCacheSelector()},
 		}},
 	})
 	if err != nil {
@@ -100,6 +113,51 @@ func run() error {
 			return fmt.Errorf("set up app controller: %w", err)
 		}
 	}
+
+	ig := instagram.NewClients(instagram.Config{
+		GraphURL:      f.graphAPIURL,
+		APIURL:        f.instagramAPIURL,
+		OAuthURL:      f.oauthURL,
+		GraphVersion:  f.graphVersion,
+		RatePerSecond: f.rateLimit,
+		Burst:         f.rateBurst,
+		Registerer:    metrics.Registry,
+	})
+	if err := (&controllers.InstagramChannelReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("instagramchannel-controller"),
+		Clock:     clock.RealClock{},
+		Instagram: ig,
+		Options: controllers.ChannelOptions{
+			TokenMinRefreshAge:       f.tokenMinRefreshAge,
+			ClusterResourceNamespace: f.clusterResourceNamespace,
+			ResyncInterval:           f.resyncInterval,
+			PublicURL:                f.publicURL,
+		},
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up channel controller: %w", err)
+	}
+	if err := (&controllers.InstagramMessageReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("instagrammessage-controller"),
+		Clock:     clock.RealClock{},
+		Instagram: ig,
+		Options:   controllers.MessageOptions{MaxPendingAge: f.maxPendingAge},
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up message controller: %w", err)
+	}
+	if err := mgr.Add(&controllers.RetentionRunner{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Interval:  f.retentionInterval,
+	}); err != nil {
+		return fmt.Errorf("set up retention: %w", err)
+	}
+	metrics.Registry.MustRegister(controllers.NewChannelCollector(mgr.GetClient()))
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

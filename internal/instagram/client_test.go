@@ -717,7 +717,10 @@ func TestConnectionRefusedIsNotDelivered(t *testing.T) {
 	const tok = "IGAAsecret-token-value"
 	ctx := context.Background()
 	errs := []error{
-		func() error { _, err := api.Send(ctx, tok, instagram.OutgoingMessage{RecipientID: customer, Text: "x"}); return err }(),
+		func() error {
+			_, err := api.Send(ctx, tok, instagram.OutgoingMessage{RecipientID: customer, Text: "x"})
+			return err
+		}(),
 		func() error { _, err := api.ExchangeLongLived(ctx, appSecret, tok); return err }(),
 		func() error { _, err := api.RefreshToken(ctx, tok); return err }(),
 		func() error { _, err := api.ExchangeCode(ctx, appSecret, redirect, tok); return err }(),

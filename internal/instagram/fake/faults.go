@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -84,6 +85,16 @@ func (s *Server) takeFault(endpoint string) *Fault {
 }
 
 func (s *Server) serveFault(w *statusWriter, r *http.Request, f *Fault, next func(http.ResponseWriter, *http.Request)) {
+	// Read the whole request first: the client has then finished writing
+	// it, so a dropped connection leaves the outcome truly unknown, and the
+	// server notices a client that gives up (it only watches the
+	// connection once the body is consumed).
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+
 	if f.Delay > 0 {
 		t := time.NewTimer(f.Delay)
 		select {
@@ -105,9 +116,6 @@ func (s *Server) serveFault(w *statusWriter, r *http.Request, f *Fault, next fun
 	}
 
 	if f.DropConnection {
-		// Read the whole request first so the client has finished writing
-		// it: the outcome is then truly unknown to the client.
-		_, _ = io.Copy(io.Discard, r.Body)
 		conn, _, err := w.Hijack()
 		if err != nil {
 			panic(http.ErrAbortHandler)

@@ -108,11 +108,11 @@ var _ = Describe("InstagramChannel controller in a manager", func() {
 		Eventually(readyReason).WithTimeout(20 * time.Second).Should(Equal(igv1.ReasonReady))
 
 		By("a rotated initial Secret arrives through the watch once it is labelled")
-		e.ig.InvalidateAccountTokens(acc.UserID, 460)
+		hash := e.channel("support").Status.Token.InitialSecretHash
 		e.updateSecret("seed", map[string]string{igv1.TokenSecretKeyAccessToken: e.shortLived(acc.UserID)})
-		Eventually(func() int32 {
-			return int32(len(e.channel("support").Status.Token.InitialSecretHash))
-		}).Should(BeNumerically(">", 0))
+		Eventually(func() string {
+			return e.channel("support").Status.Token.InitialSecretHash
+		}).WithTimeout(20 * time.Second).ShouldNot(Equal(hash))
 		Eventually(func(g Gomega) {
 			c := meta.FindStatusCondition(e.channel("support").Status.Conditions, igv1.ConditionAuthorized)
 			g.Expect(c).NotTo(BeNil())

@@ -40,7 +40,7 @@ var _ = BeforeSuite(func() {
 	env, err = localenv.Start(context.Background(), localenv.Options{
 		Dir: GinkgoT().TempDir(),
 		// Short resyncs so drift repair shows within the test.
-		ManagerArgs: []string{"--resync-interval=5s", "--zap-log-level=debug"},
+		ManagerArgs:  []string{"--resync-interval=5s", "--zap-log-level=debug"},
 		ReceiverArgs: []string{"--zap-log-level=debug"},
 	})
 	Expect(err).NotTo(HaveOccurred())

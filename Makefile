@@ -94,7 +94,7 @@ bench: envtest build ## Benchmarks; figures go to bin/bench/.
 
 .PHONY: demo
 demo: envtest build ## Local control plane, fake Instagram, manager and receiver; KEEP=1 stays up.
-	hack/demo.sh
+	go run ./hack/demo $(if $(KEEP),-keep)
 
 .PHONY: help
 help: ## Show targets.

@@ -70,11 +70,11 @@ type event struct {
 	at      time.Time
 }
 
-// ingest persists every event of a verified delivery signed by app. It
+// ingest persists every event of a verified delivery signed by signers. It
 // returns nil only when every event is recorded (or deliberately dropped and
 // counted); any other error means the delivery must be answered 5xx.
-func (g *ingester) ingest(ctx context.Context, app AppKey, d *Delivery) error {
-	events, err := g.route(ctx, app, d)
+func (g *ingester) ingest(ctx context.Context, signers []AppKey, d *Delivery) error {
+	events, err := g.route(ctx, signers, d)
 	if err != nil {
 		return err
 	}
@@ -101,8 +101,8 @@ func (g *ingester) ingest(ctx context.Context, app AppKey, d *Delivery) error {
 }
 
 // route resolves each entry to the channel that serves its account and keeps
-// only the entries of channels of the signing app.
-func (g *ingester) route(ctx context.Context, app AppKey, d *Delivery) ([]*event, error) {
+// only the entries of channels of an app whose secret signed the delivery.
+func (g *ingester) route(ctx context.Context, signers []AppKey, d *Delivery) ([]*event, error) {
 	var out []*event
 	for i := range d.Entry {
 		e := &d.Entry[i]
@@ -121,14 +121,14 @@ func (g *ingester) route(ctx context.Context, app AppKey, d *Delivery) ([]*event
 		switch {
 		case r == nil:
 			cause = causeNoChannel
-		case r.App != app:
+		case !slices.Contains(signers, r.App):
 			// Whoever holds one app's secret must not write into the
 			// channels of another app.
 			cause = causeUnknownAppEntry
 		}
 		if cause != "" {
 			rejectedTotal.WithLabelValues(cause).Inc()
-			g.log.Info("Entry skipped", "cause", cause, "account", string(e.ID), "app", app.String(), "events", items)
+			g.log.Info("Entry skipped", "cause", cause, "account", string(e.ID), "app", signers[0].String(), "events", items)
 			for _, it := range slices.Concat(e.Messaging, e.Standby) {
 				eventsTotal.WithLabelValues(string(it.Kind()), resultRejected).Inc()
 			}

@@ -307,14 +307,13 @@ func (s *Server) deliver(r *http.Request, w http.ResponseWriter) (int, string) {
 		rejectedTotal.WithLabelValues(causeUnavailable).Inc()
 		return http.StatusServiceUnavailable, "unavailable"
 	}
-	i, err := VerifySignature(r.Header.Get(SignatureHeader), body, apps)
+	signers, err := VerifySignature(r.Header.Get(SignatureHeader), body, apps)
 	if err != nil {
 		rejectedTotal.WithLabelValues(causeSignature).Inc()
 		log.Info("Delivery refused", "cause", causeSignature, "reason", err.Error(), "bytes", len(body))
 		return http.StatusUnauthorized, "invalid signature"
 	}
-	app := apps[i].App
-	log = log.WithValues("app", app.String())
+	log = log.WithValues("app", signers[0].String())
 
 	d, err := ParseDelivery(body)
 	if err != nil {
@@ -327,7 +326,7 @@ func (s *Server) deliver(r *http.Request, w http.ResponseWriter) (int, string) {
 		log.Info("Delivery refused", "cause", causeWrongObject)
 		return http.StatusBadRequest, "object is not instagram"
 	}
-	if err := s.ingest.ingest(ctx, app, d); err != nil {
+	if err := s.ingest.ingest(ctx, signers, d); err != nil {
 		if !errors.Is(err, errRetry) {
 			log.Error(err, "Delivery not recorded, Meta will retry", "entries", len(d.Entry))
 		}

@@ -35,6 +35,8 @@ import (
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	ws "github.com/leadchat/instagram-operator/webhookserver"
+
+	"github.com/leadchat/instagram-operator/internal/testenv"
 )
 
 // Fixtures shared by every spec: one ClusterInstagramApp ("acme") serving
@@ -87,6 +89,7 @@ var _ = BeforeSuite(func() {
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: testenv.AssetsDir(),
 	}
 	var err error
 	cfg, err = testEnv.Start()

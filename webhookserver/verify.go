@@ -50,21 +50,25 @@ type AppCredentials struct {
 }
 
 // VerifySignature checks header against the raw body for every secret of every
-// app and returns the index in apps of the app whose secret produced it. The
-// comparison is constant-time (hmac.Equal) so a forger learns nothing from
-// timing about how close a guess was. It runs before any JSON is decoded.
-func VerifySignature(header string, body []byte, apps []AppCredentials) (int, error) {
+// app and returns the apps whose secret produced it. Several app objects may
+// stand for one Meta app (a ClusterInstagramApp for the platform and an
+// InstagramApp a team made for the same app ID): each of them signed the
+// delivery. The comparison is constant-time (hmac.Equal) so a forger learns
+// nothing from timing about how close a guess was. It runs before any JSON
+// is decoded.
+func VerifySignature(header string, body []byte, apps []AppCredentials) ([]AppKey, error) {
 	if header == "" {
-		return -1, ErrSignatureMissing
+		return nil, ErrSignatureMissing
 	}
 	if len(header) != len(signaturePrefix)+2*sha256.Size || !strings.EqualFold(header[:len(signaturePrefix)], signaturePrefix) {
-		return -1, ErrSignatureMalformed
+		return nil, ErrSignatureMalformed
 	}
 	var want [sha256.Size]byte
 	if _, err := hex.Decode(want[:], []byte(header[len(signaturePrefix):])); err != nil {
-		return -1, ErrSignatureMalformed
+		return nil, ErrSignatureMalformed
 	}
 	var sum [sha256.Size]byte
+	var signers []AppKey
 	for i := range apps {
 		for _, secret := range apps[i].Secrets {
 			if len(secret) == 0 {
@@ -73,11 +77,15 @@ func VerifySignature(header string, body []byte, apps []AppCredentials) (int, er
 			mac := hmac.New(sha256.New, secret)
 			mac.Write(body)
 			if hmac.Equal(mac.Sum(sum[:0]), want[:]) {
-				return i, nil
+				signers = append(signers, apps[i].App)
+				break
 			}
 		}
 	}
-	return -1, ErrSignatureMismatch
+	if len(signers) == 0 {
+		return nil, ErrSignatureMismatch
+	}
+	return signers, nil
 }
 
 // MatchVerifyToken reports whether token is the non-empty verify token of one

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // hubSignature is Meta's X-Hub-Signature-256 value, computed independently
@@ -21,40 +23,45 @@ var testApps = []AppCredentials{
 	{App: AppKey{Kind: "ClusterInstagramApp", Name: "acme"}, Secrets: [][]byte{[]byte("current"), []byte("previous")}, VerifyToken: []byte("acme-token")},
 	{App: AppKey{Kind: "InstagramApp", Namespace: "team", Name: "own"}, Secrets: [][]byte{[]byte("own-secret")}},
 	{App: AppKey{Kind: "InstagramApp", Namespace: "team", Name: "empty"}, Secrets: [][]byte{{}}, VerifyToken: []byte("own-token")},
+	// The same Meta app as acme, registered again by a team.
+	{App: AppKey{Kind: "InstagramApp", Namespace: "team", Name: "acme-again"}, Secrets: [][]byte{[]byte("current")}},
 }
+
+var (
+	acme      = testApps[0].App
+	own       = testApps[1].App
+	acmeAgain = testApps[3].App
+)
 
 func TestVerifySignature(t *testing.T) {
 	body := []byte(`{"object":"instagram","entry":[]}`)
 	tests := map[string]struct {
-		header  string
-		wantApp int
-		wantErr error
+		header   string
+		wantApps []AppKey
+		wantErr  error
 	}{
-		"current secret":          {header: hubSignature("current", body), wantApp: 0},
-		"previous secret":         {header: hubSignature("previous", body), wantApp: 0},
-		"second app":              {header: hubSignature("own-secret", body), wantApp: 1},
-		"upper-case hex":          {header: "sha256=" + strings.ToUpper(hubSignature("own-secret", body)[7:]), wantApp: 1},
-		"missing":                 {header: "", wantErr: ErrSignatureMissing},
-		"unknown secret":          {header: hubSignature("guess", body), wantErr: ErrSignatureMismatch},
-		"empty secret never used": {header: hubSignature("", body), wantErr: ErrSignatureMismatch},
-		"sha1":                    {header: "sha1=" + strings.Repeat("0", 40), wantErr: ErrSignatureMalformed},
-		"no prefix":               {header: hubSignature("current", body)[7:], wantErr: ErrSignatureMalformed},
-		"short":                   {header: hubSignature("current", body)[:70], wantErr: ErrSignatureMalformed},
-		"long":                    {header: hubSignature("current", body) + "00", wantErr: ErrSignatureMalformed},
-		"not hex":                 {header: "sha256=" + strings.Repeat("g", 64), wantErr: ErrSignatureMalformed},
-		"other body":              {header: hubSignature("current", append([]byte(" "), body...)), wantErr: ErrSignatureMismatch},
+		"current secret, both apps of it": {header: hubSignature("current", body), wantApps: []AppKey{acme, acmeAgain}},
+		"previous secret":                 {header: hubSignature("previous", body), wantApps: []AppKey{acme}},
+		"second app":                      {header: hubSignature("own-secret", body), wantApps: []AppKey{own}},
+		"upper-case hex":                  {header: "sha256=" + strings.ToUpper(hubSignature("own-secret", body)[7:]), wantApps: []AppKey{own}},
+		"missing":                         {header: "", wantErr: ErrSignatureMissing},
+		"unknown secret":                  {header: hubSignature("guess", body), wantErr: ErrSignatureMismatch},
+		"empty secret never used":         {header: hubSignature("", body), wantErr: ErrSignatureMismatch},
+		"sha1":                            {header: "sha1=" + strings.Repeat("0", 40), wantErr: ErrSignatureMalformed},
+		"no prefix":                       {header: hubSignature("current", body)[7:], wantErr: ErrSignatureMalformed},
+		"short":                           {header: hubSignature("current", body)[:70], wantErr: ErrSignatureMalformed},
+		"long":                            {header: hubSignature("current", body) + "00", wantErr: ErrSignatureMalformed},
+		"not hex":                         {header: "sha256=" + strings.Repeat("g", 64), wantErr: ErrSignatureMalformed},
+		"other body":                      {header: hubSignature("current", append([]byte(" "), body...)), wantErr: ErrSignatureMismatch},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			i, err := VerifySignature(tc.header, body, testApps)
+			got, err := VerifySignature(tc.header, body, testApps)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
-			if tc.wantErr == nil && i != tc.wantApp {
-				t.Fatalf("app = %d, want %d", i, tc.wantApp)
-			}
-			if tc.wantErr != nil && i != -1 {
-				t.Fatalf("app = %d on error, want -1", i)
+			if diff := cmp.Diff(tc.wantApps, got); diff != "" {
+				t.Fatalf("signers (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -91,20 +98,21 @@ func FuzzVerifySignature(f *testing.F) {
 	f.Add(hubSignature("own-secret", []byte("x")), []byte("x"))
 	f.Add("sha256="+strings.Repeat("zz", 32), []byte(""))
 	f.Fuzz(func(t *testing.T, header string, body []byte) {
-		i, err := VerifySignature(header, body, testApps)
-		want := -1
-		for j, app := range testApps {
+		got, err := VerifySignature(header, body, testApps)
+		var want []AppKey
+		for _, app := range testApps {
 			for _, s := range app.Secrets {
-				if len(s) > 0 && want < 0 && strings.EqualFold(header, hubSignature(string(s), body)) {
-					want = j
+				if len(s) > 0 && strings.EqualFold(header, hubSignature(string(s), body)) {
+					want = append(want, app.App)
+					break
 				}
 			}
 		}
-		if i != want {
-			t.Fatalf("VerifySignature = %d (%v), want %d", i, err, want)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("VerifySignature (%v) (-want +got):\n%s", err, diff)
 		}
-		if (err == nil) != (want >= 0) {
-			t.Fatalf("err = %v with app %d", err, i)
+		if (err == nil) != (len(want) > 0) {
+			t.Fatalf("err = %v with signers %v", err, got)
 		}
 	})
 }

@@ -239,7 +239,7 @@ type InstagramChannelStatus struct {
 // +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.status.account.username`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
-// +kubebuilder:printcolumn:name="Token-Expires",type=date,JSONPath=`.status.token.expiresAt`
+// +kubebuilder:printcolumn:name="Token-Expires",type=string,format=date-time,JSONPath=`.status.token.expiresAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type InstagramChannel struct {
 	metav1.TypeMeta   `json:",inline"`

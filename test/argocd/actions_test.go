@@ -47,7 +47,7 @@ func TestActions(t *testing.T) {
 			offered := map[string]bool{}
 			for _, tc := range file.DiscoveryTests {
 				t.Run("discovery/"+tc.InputPath, func(t *testing.T) {
-					got, err := testVM.run(discovery, readObject(t, filepath.Join(actionsDir, tc.InputPath)))
+					got, err := testVM.Run(discovery, readObject(t, filepath.Join(actionsDir, tc.InputPath)))
 					if err != nil {
 						t.Fatalf("discovery.lua: %v", err)
 					}
@@ -69,7 +69,7 @@ func TestActions(t *testing.T) {
 				t.Run("action/"+tc.Action+"/"+tc.InputPath, func(t *testing.T) {
 					script := readScript(t, filepath.Join(actionsDir, tc.Action, "action.lua"))
 					in := readObject(t, filepath.Join(actionsDir, tc.InputPath))
-					got, err := testVM.run(script, in)
+					got, err := testVM.Run(script, in)
 					if err != nil {
 						t.Fatalf("%s/action.lua: %v", tc.Action, err)
 					}

@@ -93,7 +93,7 @@ func TestHealthChecks(t *testing.T) {
 					if obj["kind"] != kind {
 						t.Fatalf("input is a %v, not a %s", obj["kind"], kind)
 					}
-					got, err := testVM.run(script, obj)
+					got, err := testVM.Run(script, obj)
 					if err != nil {
 						t.Fatalf("health.lua: %v", err)
 					}

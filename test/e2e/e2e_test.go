@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -228,6 +229,25 @@ var _ = Describe("the operator, end to end", Ordered, func() {
 
 		for _, name := range alertMetricNames() {
 			Expect(exported).To(MatchRegexp(`(?m)^`+regexp.QuoteMeta(name)+`[{ ]`), "metric %s used by an alert is not exported", name)
+		}
+	})
+
+	It("reads healthy to Argo CD and kstatus, with the shipped Lua, on the live objects", func() {
+		type want struct {
+			kind   string
+			key    client.ObjectKey
+			health string
+			kstat  status.Status
+		}
+		for _, w := range []want{
+			{"ClusterInstagramApp", client.ObjectKey{Name: app.Name}, "Healthy", status.CurrentStatus},
+			{"InstagramChannel", client.ObjectKey{Namespace: ns, Name: "support"}, "Healthy", status.CurrentStatus},
+			{"InstagramMessage", client.ObjectKey{Namespace: ns, Name: "reply-1"}, "Healthy", status.CurrentStatus},
+			{"InstagramMessage", client.ObjectKey{Namespace: ns, Name: "reply-crash"}, "Degraded", status.FailedStatus},
+		} {
+			health, kstat := liveHealth(ctx, w.kind, w.key)
+			Expect(health.Status).To(Equal(w.health), "%s %s: %s", w.kind, w.key, health.Message)
+			Expect(kstat).To(Equal(w.kstat), "%s %s", w.kind, w.key)
 		}
 	})
 

@@ -170,6 +170,10 @@ func (r *InstagramMessageReconciler) reconcilePending(ctx context.Context, msg *
 		ch = nil
 	}
 	if err := r.ensureMetadata(ctx, msg, ch); err != nil {
+		if apierrors.IsConflict(err) {
+			// Decided on a stale copy: look again with the newer one.
+			return ctrl.Result{RequeueAfter: conflictRequeue}, nil
+		}
 		return ctrl.Result{}, err
 	}
 

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"context"
+
 	"sync"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
@@ -214,6 +217,31 @@ var _ = Describe("InstagramMessage sending", func() {
 			Expect(got.Status.Phase).To(Equal(igv1.PhaseSent))
 			Expect(got.Status.MessageID).To(Equal(e.ig.Sent()[i].MID))
 		}
+	})
+
+	It("does not send again when a reconcile decides on a stale copy", func() {
+		m := e.outgoing("stale cache")
+		stale := e.get(m.Name) // Pending, without the labels the manager adds
+		e.reconcile(m.Name)
+		Expect(e.get(m.Name).Status.Phase).To(Equal(igv1.PhaseSent))
+
+		// A reconciler whose cache has not seen the send yet.
+		lagging := e.newReconciler()
+		lagging.Client = interceptor.NewClient(lagging.Client.(client.WithWatch), interceptor.Funcs{
+			Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+				if msg, ok := obj.(*igv1.InstagramMessage); ok && key.Name == m.Name {
+					stale.DeepCopyInto(msg)
+					return nil
+				}
+				return c.Get(ctx, key, obj, opts...)
+			},
+		})
+		for range 3 {
+			_, err := lagging.Reconcile(e.ctx, e.request(m.Name))
+			Expect(err).NotTo(HaveOccurred())
+		}
+		Expect(e.ig.Sent()).To(HaveLen(1))
+		Expect(e.get(m.Name).Status.Phase).To(Equal(igv1.PhaseSent))
 	})
 
 	It("retries a refused connection with backoff and sends once", func() {

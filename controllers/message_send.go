@@ -91,7 +91,11 @@ func (r *InstagramMessageReconciler) appIDOf(ctx context.Context, ch *igv1.Insta
 // and makes the channel an owner, so the channel's deletion takes its
 // messages along. One metadata patch, only when something is missing.
 func (r *InstagramMessageReconciler) ensureMetadata(ctx context.Context, msg *igv1.InstagramMessage, ch *igv1.InstagramChannel) error {
-	patch := client.MergeFrom(msg.DeepCopy())
+	// Locked: the answer replaces msg, status included, so an unlocked
+	// patch from a stale copy would hand the send path a newer status
+	// (Sending, even Sent) under a fresh resourceVersion, and its own
+	// locked Sending write would then pass.
+	patch := client.MergeFromWithOptions(msg.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	changed := false
 	want := map[string]string{
 		igv1.LabelChannel:   msg.Spec.ChannelRef.Name,
@@ -147,12 +151,19 @@ func ownedBy(o metav1.Object, uid types.UID) bool {
 func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.InstagramMessage, target *sendTarget, deadline time.Time) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	opts := r.Options.withDefaults()
-	if _, err := r.patchStatusLocked(ctx, msg, sendingStatus(r.now())); err != nil {
+	changed, err := r.patchStatusLocked(ctx, msg, sendingStatus(r.now()))
+	if err != nil {
 		if apierrors.IsConflict(err) {
 			logger.V(1).Info("message changed meanwhile; not sending now", "message", msg.Name)
 			return ctrl.Result{RequeueAfter: conflictRequeue}, nil
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(fmt.Errorf("mark message Sending: %w", err))
+	}
+	if !changed {
+		// The copy already says Sending: this process did not win the
+		// move to Sending, so it must not call Instagram.
+		logger.V(1).Info("message already Sending; not sending again", "message", msg.Name)
+		return ctrl.Result{RequeueAfter: conflictRequeue}, nil
 	}
 
 	// Detached from the reconcile's context: a shutdown must not turn a send

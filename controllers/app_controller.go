@@ -129,7 +129,7 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result
 // usable, or an error when it could not be read.
 func (r *AppReconciler) checkSecret(ctx context.Context, app AppObject) (reason, message string, err error) {
 	ref := types.NamespacedName{Namespace: r.secretNamespace(app), Name: app.AppSpec().SecretRef.Name}
-	secret, err := GetWatchedSecret(ctx, r.Client, r.APIReader, ref)
+	secret, err := GetWatchedSecret(ctx, r.Client, r.APIReader, ref, igv1.LabelAppCredentials)
 	if apierrors.IsNotFound(err) {
 		return igv1.ReasonSecretNotFound, fmt.Sprintf("Secret %s not found", ref), nil
 	}
@@ -171,28 +171,37 @@ func PublicURLs(publicURL string) (webhookURL, redirectURL string) {
 // GetWatchedSecret reads a Secret the operator references. The cache only
 // holds Secrets labelled instagram.leadchat.io/watch=true, so a Secret that
 // is not there yet is read once through the API server and labelled, after
-// which its changes arrive through the watch.
-func GetWatchedSecret(ctx context.Context, cached client.Client, live client.Reader, key types.NamespacedName) (*corev1.Secret, error) {
+// which its changes arrive through the watch. roleLabels are further labels
+// (value "true") the Secret must carry, such as the app-credentials label
+// that lets the webhook receiver cache app Secrets and nothing else.
+func GetWatchedSecret(ctx context.Context, cached client.Client, live client.Reader, key types.NamespacedName, roleLabels ...string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
 	err := cached.Get(ctx, key, secret)
-	if err == nil {
+	if apierrors.IsNotFound(err) {
+		err = live.Get(ctx, key, secret)
+	}
+	if err != nil {
+		return nil, err
+	}
+	want := append([]string{igv1.LabelWatch}, roleLabels...)
+	var missing []string
+	for _, l := range want {
+		if secret.Labels[l] != "true" {
+			missing = append(missing, l)
+		}
+	}
+	if len(missing) == 0 {
 		return secret, nil
 	}
-	if !apierrors.IsNotFound(err) {
-		return nil, err
+	patch := client.MergeFrom(secret.DeepCopy())
+	if secret.Labels == nil {
+		secret.Labels = map[string]string{}
 	}
-	if err := live.Get(ctx, key, secret); err != nil {
-		return nil, err
+	for _, l := range missing {
+		secret.Labels[l] = "true"
 	}
-	if secret.Labels[igv1.LabelWatch] != "true" {
-		patch := client.MergeFrom(secret.DeepCopy())
-		if secret.Labels == nil {
-			secret.Labels = map[string]string{}
-		}
-		secret.Labels[igv1.LabelWatch] = "true"
-		if err := cached.Patch(ctx, secret, patch); err != nil {
-			return nil, fmt.Errorf("label Secret %s for watching: %w", key, err)
-		}
+	if err := cached.Patch(ctx, secret, patch); err != nil {
+		return nil, fmt.Errorf("label Secret %s for watching: %w", key, err)
 	}
 	return secret, nil
 }

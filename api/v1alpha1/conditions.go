@@ -81,6 +81,7 @@ const (
 	EventSecretConflict             = "SecretConflict"
 	EventSubscriptionCleanupSkipped = "SubscriptionCleanupSkipped"
 	EventUnsubscribed               = "Unsubscribed"
+	EventAuthorizationDenied        = "AuthorizationDenied"
 )
 
 // Labels, annotations and finalizers.
@@ -97,6 +98,10 @@ const (
 	// every Secret of the cluster; the manager adds it to a referenced Secret
 	// after reading it once without the cache.
 	LabelWatch = "instagram.leadchat.io/watch"
+	// LabelAppCredentials (value "true") marks the Secrets of apps: the
+	// webhook receiver, the internet-facing part, caches only these, so it
+	// never holds a channel's access token in memory.
+	LabelAppCredentials = "instagram.leadchat.io/app-credentials"
 	// LabelMID holds a hash of an outgoing message's mid once it is sent, so
 	// the receiver can find it when the echo or a read receipt arrives.
 	LabelMID = "instagram.leadchat.io/mid"
@@ -118,6 +123,18 @@ const (
 	// LabelWatch. The manager exchanges the token, writes the managed token
 	// Secret and deletes the login Secret.
 	LoginSecretSuffix = "-instagram-login"
+
+	// AnnotationNonce on a login Secret holds the nonce of the OAuth state
+	// the login completed; the manager consumes the Secret only while it
+	// equals status.authorization.nonce.
+	AnnotationNonce = "instagram.leadchat.io/nonce"
+
+	// Keys of a login Secret besides accessToken and userID: the scopes
+	// granted (comma-separated), or, when the person declined, the OAuth
+	// error ("access_denied") and Instagram's description of it.
+	LoginSecretKeyScopes           = "scopes"
+	LoginSecretKeyError            = "error"
+	LoginSecretKeyErrorDescription = "errorDescription"
 
 	// TokenSecretType is the type of the managed token Secret.
 	TokenSecretType = "instagram.leadchat.io/access-token"

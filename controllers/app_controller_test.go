@@ -1,0 +1,144 @@
+package controllers
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+)
+
+var _ = Describe("App controller", func() {
+	var (
+		ns string
+		r  *AppReconciler
+	)
+	BeforeEach(func() {
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "igapp-"}}
+		Expect(k8sClient.Create(suiteCtx, n)).To(Succeed())
+		ns = n.Name
+		r = &AppReconciler{Client: k8sClient, APIReader: k8sClient, PublicURL: "https://hooks.example.com/"}
+	})
+
+	reconcile := func(name string) ctrl.Result {
+		GinkgoHelper()
+		res, err := r.Reconcile(suiteCtx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+		Expect(err).NotTo(HaveOccurred())
+		return res
+	}
+	get := func(name string) *igv1.InstagramApp {
+		GinkgoHelper()
+		app := &igv1.InstagramApp{}
+		Expect(k8sClient.Get(suiteCtx, types.NamespacedName{Namespace: ns, Name: name}, app)).To(Succeed())
+		return app
+	}
+	createApp := func(name, secret string) {
+		GinkgoHelper()
+		Expect(k8sClient.Create(suiteCtx, &igv1.InstagramApp{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec:       igv1.AppSpec{AppID: "123", SecretRef: igv1.LocalObjectReference{Name: secret}},
+		})).To(Succeed())
+	}
+	createSecret := func(name string, data map[string]string) {
+		GinkgoHelper()
+		Expect(k8sClient.Create(suiteCtx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: data})).To(Succeed())
+	}
+	expectReady := func(app *igv1.InstagramApp, status metav1.ConditionStatus, reason string) {
+		GinkgoHelper()
+		c := meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionReady)
+		Expect(c).NotTo(BeNil())
+		Expect(c.Status).To(Equal(status))
+		Expect(c.Reason).To(Equal(reason))
+		Expect(c.ObservedGeneration).To(Equal(app.Generation))
+		Expect(app.Status.ObservedGeneration).To(Equal(app.Generation))
+	}
+
+	It("is Ready with both keys, publishes the dashboard URLs and labels the Secret for the caches", func() {
+		createSecret("creds", map[string]string{"appSecret": "s3cr3t", "verifyToken": "v"})
+		createApp("acme", "creds")
+		Expect(reconcile("acme").RequeueAfter).To(BeZero())
+		app := get("acme")
+		expectReady(app, metav1.ConditionTrue, igv1.ReasonReady)
+		Expect(meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionStalled)).To(BeNil())
+		Expect(app.Status.WebhookURL).To(Equal("https://hooks.example.com/webhooks/instagram"))
+		Expect(app.Status.RedirectURL).To(Equal("https://hooks.example.com/instagram/callback"))
+
+		secret := &corev1.Secret{}
+		Expect(k8sClient.Get(suiteCtx, types.NamespacedName{Namespace: ns, Name: "creds"}, secret)).To(Succeed())
+		Expect(secret.Labels).To(HaveKeyWithValue(igv1.LabelWatch, "true"))
+		Expect(secret.Labels).To(HaveKeyWithValue(igv1.LabelAppCredentials, "true"))
+
+		By("a second reconcile writes nothing")
+		before := get("acme").ResourceVersion
+		reconcile("acme")
+		Expect(get("acme").ResourceVersion).To(Equal(before))
+		Expect(k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
+	})
+
+	It("is Stalled with SecretKeyMissing naming the keys, never their values", func() {
+		createSecret("partial", map[string]string{"appSecret": "do-not-print-me"})
+		createApp("partial", "partial")
+		reconcile("partial")
+		app := get("partial")
+		expectReady(app, metav1.ConditionFalse, igv1.ReasonSecretKeyMissing)
+		Expect(meta.IsStatusConditionTrue(app.Status.Conditions, igv1.ConditionStalled)).To(BeTrue())
+		msg := meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionReady).Message
+		Expect(msg).To(ContainSubstring("verifyToken"))
+		Expect(msg).NotTo(ContainSubstring("do-not-print-me"))
+	})
+
+	It("waits for a missing Secret, looking again periodically, and turns Ready once it exists", func() {
+		createApp("later", "not-yet")
+		res := reconcile("later")
+		Expect(res.RequeueAfter).To(Equal(appMissingSecretRetry))
+		expectReady(get("later"), metav1.ConditionFalse, igv1.ReasonSecretNotFound)
+
+		createSecret("not-yet", map[string]string{"appSecret": "s", "verifyToken": "v"})
+		reconcile("later")
+		app := get("later")
+		expectReady(app, metav1.ConditionTrue, igv1.ReasonReady)
+		Expect(meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionStalled)).To(BeNil())
+	})
+
+	It("publishes no URLs without --public-url", func() {
+		r.PublicURL = ""
+		createSecret("creds2", map[string]string{"appSecret": "s", "verifyToken": "v"})
+		createApp("nourl", "creds2")
+		reconcile("nourl")
+		app := get("nourl")
+		Expect(app.Status.WebhookURL).To(BeEmpty())
+		Expect(app.Status.RedirectURL).To(BeEmpty())
+	})
+
+	It("reads a ClusterInstagramApp's Secret from the cluster resource namespace only", func() {
+		cr := &AppReconciler{Client: k8sClient, APIReader: k8sClient, Cluster: true, ClusterResourceNamespace: ns}
+		createSecret("platform-creds", map[string]string{"appSecret": "s", "verifyToken": "v"})
+		name := "platform-" + ns
+		Expect(k8sClient.Create(suiteCtx, &igv1.ClusterInstagramApp{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:       igv1.AppSpec{AppID: "123", SecretRef: igv1.LocalObjectReference{Name: "platform-creds"}},
+		})).To(Succeed())
+		_, err := cr.Reconcile(suiteCtx, ctrl.Request{NamespacedName: types.NamespacedName{Name: name}})
+		Expect(err).NotTo(HaveOccurred())
+		app := &igv1.ClusterInstagramApp{}
+		Expect(k8sClient.Get(suiteCtx, types.NamespacedName{Name: name}, app)).To(Succeed())
+		Expect(meta.IsStatusConditionTrue(app.Status.Conditions, igv1.ConditionReady)).To(BeTrue())
+
+		By("the same Secret name elsewhere does not count")
+		cr.ClusterResourceNamespace = "somewhere-else"
+		Expect(k8sClient.Get(suiteCtx, types.NamespacedName{Name: name}, app)).To(Succeed())
+		app.Spec.AppID = "456"
+		Expect(k8sClient.Update(suiteCtx, app)).To(Succeed())
+		_, err = cr.Reconcile(suiteCtx, ctrl.Request{NamespacedName: types.NamespacedName{Name: name}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8sClient.Get(suiteCtx, types.NamespacedName{Name: name}, app)).To(Succeed())
+		c := meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionReady)
+		Expect(c.Reason).To(Equal(igv1.ReasonSecretNotFound))
+		Expect(c.ObservedGeneration).To(Equal(app.Generation))
+	})
+})

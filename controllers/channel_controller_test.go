@@ -405,6 +405,26 @@ var _ = Describe("InstagramChannel subscription", func() {
 		Expect(e.channel("support").Status.LastHandledReconcileAt).To(Equal("now"))
 	})
 
+	It("checks an unchanged subscription without writing, and keeps Ready when the check fails for a while", func() {
+		e := newChannelEnv()
+		e.adopt("support")
+		before := e.channel("support").ResourceVersion
+
+		e.clock.Step(11 * time.Minute)
+		e.reconcile("support")
+		Expect(e.ig.CallCount(fake.EndpointSubscriptions)).To(Equal(1))
+		Expect(e.channel("support").ResourceVersion).To(Equal(before), "a drift check that finds nothing writes nothing")
+
+		e.ig.FailNext(fake.EndpointSubscriptions, 1, fake.Fault{HTTPStatus: 503})
+		e.clock.Step(11 * time.Minute)
+		e.reconcile("support")
+		Expect(e.ig.CallCount(fake.EndpointSubscriptions)).To(Equal(2))
+		ch := e.channel("support")
+		Expect(ch.ResourceVersion).To(Equal(before), "a failed drift check leaves the channel as it was")
+		expectCondition(ch, igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
+		expectCondition(ch, igv1.ConditionWebhookSubscribed, metav1.ConditionTrue, igv1.ReasonSubscribed)
+	})
+
 	It("subscribes again when spec.subscribedFields changes", func() {
 		e := newChannelEnv()
 		acc := e.adopt("support")

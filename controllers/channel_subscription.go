@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 )
 
 // defaultSubscribedFields mirrors the CRD default, for objects that predate
@@ -49,18 +51,18 @@ func (r *InstagramChannelReconciler) reconcileSubscription(ctx context.Context, 
 
 	subscribe := run.tokenChanged || cond == nil || cond.Status != metav1.ConditionTrue ||
 		!slices.Equal(ch.Status.SubscribedFields, desired)
+	resync := ResyncAfter(r.opts().ResyncInterval, string(ch.UID))
 	if !subscribe {
-		resync := ResyncAfter(r.opts().ResyncInterval, string(ch.UID))
-		checked := timeOf(ch.Status.SubscriptionCheckedAt)
+		checked := r.lastChecked(ch)
 		if !run.forceCheck && !checked.IsZero() && run.now.Before(checked.Add(resync)) {
 			run.wake(checked.Add(resync))
 			return nil, nil
 		}
 		got, err := run.api.Subscriptions(ctx, run.token, userID)
 		if err != nil {
-			return r.subscriptionFailed(ctx, run, "check the webhook subscription", err), nil
+			return r.subscriptionCheckFailed(ctx, run, err), nil
 		}
-		setTime(&ch.Status.SubscriptionCheckedAt, run.now)
+		r.checkedAt.Store(ch.UID, run.now)
 		if slices.Equal(normalizeFields(got), desired) {
 			run.wake(run.now.Add(resync))
 			return nil, nil
@@ -74,12 +76,38 @@ func (r *InstagramChannelReconciler) reconcileSubscription(ctx context.Context, 
 	}
 	ch.Status.SubscribedFields = desired
 	setTime(&ch.Status.SubscriptionCheckedAt, run.now)
+	r.checkedAt.Store(ch.UID, run.now)
 	msg := fmt.Sprintf("account %s subscribed to %s", accountLabel(ch), strings.Join(desired, ", "))
 	r.setCondition(run, igv1.ConditionWebhookSubscribed, metav1.ConditionTrue, igv1.ReasonSubscribed, msg)
 	r.event(ch, corev1.EventTypeNormal, igv1.EventSubscribed, "Subscribe", "%s", msg)
 	logger.Info("webhooks subscribed", "account", userID, "fields", strings.Join(desired, ","))
-	run.wake(run.now.Add(ResyncAfter(r.opts().ResyncInterval, string(ch.UID))))
+	run.wake(run.now.Add(resync))
 	return nil, nil
+}
+
+// lastChecked is when this process last compared the channel's
+// subscription with Instagram, or when the channel last subscribed.
+func (r *InstagramChannelReconciler) lastChecked(ch *igv1.InstagramChannel) time.Time {
+	if t, ok := r.checkedAt.Load(ch.UID); ok {
+		return t.(time.Time)
+	}
+	return time.Time{}
+}
+
+// subscriptionCheckFailed handles a failed read of the subscription. The
+// check only looks for drift: a temporary failure or a rate limit says
+// nothing about the subscription, so the channel stays Ready and the check
+// is tried again later. A rejected token still counts.
+func (r *InstagramChannelReconciler) subscriptionCheckFailed(ctx context.Context, run *channelRun, err error) *halt {
+	switch instagram.ClassOf(err) {
+	case instagram.ClassTokenInvalid, instagram.ClassPermissionDenied:
+		return r.subscriptionFailed(ctx, run, "check the webhook subscription", err)
+	}
+	retry := max(instagram.RetryAfterOf(err), backoffMin)
+	log.FromContext(ctx).Info("webhook subscription check failed; keeping the channel as it is", "account", accountUserID(run.ch),
+		"retryIn", retry.String(), "error", err.Error())
+	run.wake(run.now.Add(retry))
+	return nil
 }
 
 func (r *InstagramChannelReconciler) subscriptionFailed(ctx context.Context, run *channelRun, what string, err error) *halt {

@@ -47,6 +47,11 @@ type tokenSource struct {
 	hash string
 	// secret is the login Secret, deleted once consumed.
 	secret *corev1.Secret
+	// scopes granted with a login's token (unknown for an initial token).
+	scopes []string
+	// denial is set when the person declined the login: Instagram's
+	// description of it. Such a login Secret carries no token.
+	denial string
 }
 
 // reconcileToken makes sure the channel holds a usable long-lived token in
@@ -83,6 +88,20 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 	login, err := r.readLoginSecret(ctx, ch)
 	if err != nil {
 		return nil, err
+	}
+	if login != nil && !checkLoginNonce(run, login.secret) {
+		// A login for a state this channel no longer offers: a replay.
+		log.FromContext(ctx).Info("discarding login Secret of a state no longer offered", "secret", login.secret.Name)
+		if err := r.deleteLoginSecret(ctx, login.secret); err != nil {
+			return nil, err
+		}
+		login = nil
+	}
+	if login != nil && login.denial != "" {
+		if err := r.consumeLoginDenial(ctx, run, *login); err != nil {
+			return nil, err
+		}
+		login = nil
 	}
 	if login != nil {
 		return r.adoptToken(ctx, run, *login)
@@ -140,20 +159,22 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 
 // tokenUnusable reports a token that cannot be used without a human.
 func (r *InstagramChannelReconciler) tokenUnusable(ctx context.Context, run *channelRun, d TokenDecision) *halt {
+	d = deniedDecision(run.ch, d)
 	msg := d.Message
-	if hint := r.authorizationStep(ctx, run); hint != "" {
+	hint, renewAt := r.authorizationStep(ctx, run)
+	if hint != "" {
 		msg += "; " + hint
 	}
 	if d.Reason == igv1.ReasonTokenInvalid {
 		// Keep the condition as the failure recorded it, including its
 		// generation: that is what keeps the gate closed.
-		return &halt{reason: d.Reason, message: msg, stalled: true}
+		return &halt{reason: d.Reason, message: msg, stalled: true, retryAt: renewAt}
 	}
 	r.setCondition(run, igv1.ConditionAuthorized, metav1.ConditionFalse, d.Reason, d.Message)
 	if d.Reason == igv1.ReasonTokenExpired {
 		r.eventOnTransition(run, corev1.EventTypeWarning, igv1.EventReauthorizationRequired, "Refresh", d.Reason, "%s", d.Message)
 	}
-	return &halt{reason: d.Reason, message: msg, stalled: true}
+	return &halt{reason: d.Reason, message: msg, stalled: true, retryAt: renewAt}
 }
 
 // tokenGated is true when Instagram rejected the current token (190) and
@@ -236,6 +257,8 @@ func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channe
 	if src.kind == sourceInitial {
 		st.InitialSecretHash = src.hash
 	}
+	// What the login granted; unknown for a token brought by the user.
+	st.Scopes = src.scopes
 	if h, err := r.ensureTokenSecret(ctx, run); h != nil || err != nil {
 		return h, err
 	}
@@ -245,7 +268,10 @@ func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channe
 		}
 	}
 	r.markAuthorized(run)
+	// The login is done: its nonce goes with it, so its state can never
+	// complete another login.
 	run.ch.Status.AuthorizationURL = ""
+	run.ch.Status.Authorization = nil
 	r.event(run.ch, corev1.EventTypeNormal, igv1.EventTokenExchanged, "Adopt", "%s", note)
 	logger.Info("token adopted", "expiresAt", formatTime(expiresAt))
 	run.wake(timeOf(st.NextRefreshAt))
@@ -360,10 +386,11 @@ func (r *InstagramChannelReconciler) markTokenInvalid(ctx context.Context, run *
 		"%s; log in again or provide a new token", msg)
 	log.FromContext(ctx).Info("token rejected by Instagram", "error", err.Error())
 	full := msg + "; log in again or provide a new token"
-	if hint := r.authorizationStep(ctx, run); hint != "" {
+	hint, renewAt := r.authorizationStep(ctx, run)
+	if hint != "" {
 		full += "; " + hint
 	}
-	return &halt{reason: igv1.ReasonTokenInvalid, message: full, stalled: true}
+	return &halt{reason: igv1.ReasonTokenInvalid, message: full, stalled: true, retryAt: renewAt}
 }
 
 func (r *InstagramChannelReconciler) markAuthorized(run *channelRun) {
@@ -558,8 +585,9 @@ func initialSecretHash(ch *igv1.InstagramChannel, key, token, expiresAt string) 
 // completed login's short-lived token to the channel.
 func LoginSecretName(channel string) string { return channel + igv1.LoginSecretSuffix }
 
-// readLoginSecret returns the token of a completed Business Login, if any.
-// Only a Secret labelled for this channel counts.
+// readLoginSecret returns the token of a completed Business Login, or the
+// denial of a declined one, if any. Only a Secret labelled for this channel
+// counts.
 func (r *InstagramChannelReconciler) readLoginSecret(ctx context.Context, ch *igv1.InstagramChannel) (*tokenSource, error) {
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: ch.Namespace, Name: LoginSecretName(ch.Name)}, secret)
@@ -570,11 +598,21 @@ func (r *InstagramChannelReconciler) readLoginSecret(ctx context.Context, ch *ig
 		return nil, fmt.Errorf("get login Secret: %w", err)
 	}
 	token := string(secret.Data[igv1.TokenSecretKeyAccessToken])
-	if secret.Labels[igv1.LabelChannel] != ch.Name || token == "" || !secret.DeletionTimestamp.IsZero() {
+	denial := string(secret.Data[igv1.LoginSecretKeyError])
+	if secret.Labels[igv1.LabelChannel] != ch.Name || (token == "" && denial == "") || !secret.DeletionTimestamp.IsZero() {
 		log.FromContext(ctx).Info("ignoring login Secret without channel label or token", "secret", secret.Name)
 		return nil, nil
 	}
-	return &tokenSource{kind: sourceLogin, token: token, secret: secret}, nil
+	if token == "" {
+		if d := string(secret.Data[igv1.LoginSecretKeyErrorDescription]); d != "" {
+			denial += ": " + d
+		}
+		return &tokenSource{kind: sourceLogin, secret: secret, denial: denial}, nil
+	}
+	return &tokenSource{
+		kind: sourceLogin, token: token, secret: secret,
+		scopes: parseScopes(string(secret.Data[igv1.LoginSecretKeyScopes])),
+	}, nil
 }
 
 func (r *InstagramChannelReconciler) deleteLoginSecret(ctx context.Context, s *corev1.Secret) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -81,6 +82,12 @@ type InstagramChannelReconciler struct {
 	// token (Business Login). Nil: the channel only says it waits.
 	Authorizer Authorizer
 	Options    ChannelOptions
+
+	// checkedAt remembers, per channel UID, when the webhook subscription
+	// was last compared with Instagram's view. In memory on purpose: the
+	// periodic check must not write status every interval; after a restart
+	// each channel is simply checked once more.
+	checkedAt sync.Map
 }
 
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels,verbs=get;list;watch;patch;update
@@ -95,7 +102,9 @@ type InstagramChannelReconciler struct {
 type halt struct {
 	reason  string
 	message string
-	// stalled: only a human can help; no requeue, Stalled=True.
+	// stalled: only a human can help; no requeue, Stalled=True. A stalled
+	// halt with retryAt comes back then without retrying anything, to renew
+	// the published login link.
 	stalled bool
 	// retryAt: when to try again (zero: wait for a watched change).
 	retryAt time.Time
@@ -190,6 +199,7 @@ func (r *InstagramChannelReconciler) runSteps(ctx context.Context, run *channelR
 	steps := []func(context.Context, *channelRun) (*halt, error){
 		r.reconcileApp,
 		r.reconcileToken,
+		r.reconcileScopes,
 		r.reconcileAccount,
 		r.reconcileSubscription,
 	}
@@ -220,7 +230,10 @@ func (r *InstagramChannelReconciler) summarise(ctx context.Context, run *channel
 		r.setCondition(run, igv1.ConditionStalled, metav1.ConditionTrue, h.reason, h.message)
 		meta.RemoveStatusCondition(&ch.Status.Conditions, igv1.ConditionReconciling)
 		log.FromContext(ctx).Info("channel needs a human", "reason", h.reason, "message", h.message)
-		return ctrl.Result{}, nil
+		if h.retryAt.IsZero() {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{RequeueAfter: max(h.retryAt.Sub(run.now), time.Second)}, nil
 	case h != nil:
 		r.setCondition(run, igv1.ConditionReady, metav1.ConditionFalse, h.reason, h.message)
 		r.setCondition(run, igv1.ConditionReconciling, metav1.ConditionTrue, h.reason, h.message)

@@ -71,6 +71,8 @@ package webhookserver
 
 // RBAC of the receiver (make manifests writes config/rbac/webhookserver).
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps;clusterinstagramapps;instagramchannels,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// The Business Login callback creates the channel's login Secret (never
+// updates one: an existing Secret means the login was already handed over).
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagrammessages,verbs=get;list;create;patch;delete
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagrammessages/status,verbs=get;patch

@@ -65,6 +65,8 @@ type Options struct {
 	OrphanGrace time.Duration
 	// Parallelism bounds the conversations of one delivery written at once.
 	Parallelism int
+	// Login configures the Business Login callback (CallbackPath).
+	Login LoginOptions
 
 	// Clock decides about event ages; the real clock when nil.
 	Clock clock.PassiveClock
@@ -140,6 +142,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+WebhookPath, s.handleVerify)
 	mux.HandleFunc("POST "+WebhookPath, s.handleDelivery)
+	mux.Handle("GET "+CallbackPath, s.loginHandler())
 	return mux
 }
 

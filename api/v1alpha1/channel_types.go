@@ -219,8 +219,9 @@ type InstagramChannelStatus struct {
 	// +optional
 	SubscribedFields []string `json:"subscribedFields,omitempty"`
 
-	// subscriptionCheckedAt is when the subscription was last compared with
-	// Instagram's view.
+	// subscriptionCheckedAt is when the operator last subscribed the account
+	// (first connection, changed fields, a new token, or repaired drift).
+	// The periodic drift check is not recorded here, so it writes nothing.
 	// +optional
 	SubscriptionCheckedAt *metav1.Time `json:"subscriptionCheckedAt,omitempty"`
 

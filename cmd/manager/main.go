@@ -130,6 +130,9 @@ func run() error {
 		Recorder:  mgr.GetEventRecorder("instagramchannel-controller"),
 		Clock:     clock.RealClock{},
 		Instagram: ig,
+		// Business Login: channels without a usable token publish
+		// status.authorizationURL; the receiver's callback completes it.
+		Authorizer: &controllers.BusinessLogin{Clock: clock.RealClock{}},
 		Options: controllers.ChannelOptions{
 			TokenMinRefreshAge:       f.tokenMinRefreshAge,
 			ClusterResourceNamespace: f.clusterResourceNamespace,

@@ -17,9 +17,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/webhookserver"
 )
 
@@ -94,6 +96,14 @@ func run() error {
 		BindAddress:              f.bindAddr,
 		MaxBodyBytes:             f.maxBodyBytes,
 		Logger:                   ctrl.Log.WithName("webhookserver"),
+		// The Business Login callback exchanges codes and names the
+		// connected account.
+		Login: webhookserver.LoginOptions{Instagram: instagram.NewClients(instagram.Config{
+			GraphURL:     f.graphAPIURL,
+			APIURL:       f.instagramAPIURL,
+			GraphVersion: f.graphVersion,
+			Registerer:   metrics.Registry,
+		})},
 	})
 	if err := srv.SetupWithManager(ctx, mgr); err != nil {
 		return err

@@ -71,6 +71,15 @@ func (r *InstagramChannelReconciler) reconcileSubscription(ctx context.Context, 
 			"want", strings.Join(desired, ","), "have", strings.Join(normalizeFields(got), ","))
 	}
 
+	// The receiver routes deliveries by status.account.userID. Store it
+	// before Meta starts delivering, or the first events would find no
+	// channel. Only on a new account, so at most one extra write.
+	if accountUserID(run.original) != userID {
+		if err := r.patchStatus(ctx, run.original, ch); err != nil {
+			return nil, err
+		}
+		run.original = ch.DeepCopy()
+	}
 	if err := run.api.Subscribe(ctx, run.token, userID, desired); err != nil {
 		return r.subscriptionFailed(ctx, run, "subscribe the account's webhooks", err), nil
 	}

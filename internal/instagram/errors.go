@@ -62,6 +62,9 @@ const (
 	subcodeOutsideWindow    = 2534022
 	codeOAuthCodeExchange   = 400
 	defaultRateLimitBackoff = 60 * time.Second
+	// maxRetryAfter caps what an answer can ask for: a bogus header must
+	// not park a channel, a refresh or a message for days.
+	maxRetryAfter = time.Hour
 	// usageExhaustedBackoff is used when a usage header says a quota is at
 	// 100% but gives no time to regain access.
 	usageExhaustedBackoff = time.Minute
@@ -270,6 +273,7 @@ func classifyResponse(endpoint string, status int, header http.Header, body []by
 			e.RetryAfter = defaultRateLimitBackoff
 		}
 	}
+	e.RetryAfter = min(e.RetryAfter, maxRetryAfter)
 	return e
 }
 

@@ -73,6 +73,11 @@ func TestClassifyResponse(t *testing.T) {
 			body: `{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","code":4,"is_transient":true}}`,
 			want: want{Class: ClassRateLimited, Code: 4, NotDelivered: true, IsTransient: true, RetryAfter: 2 * time.Minute, Message: "(#4) Application request limit reached"},
 		},
+		"rate limited with an absurd Retry-After, capped at an hour": {
+			endpoint: EndpointSend, status: 400, header: http.Header{"Retry-After": {"864000"}},
+			body: `{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","code":4,"is_transient":true}}`,
+			want: want{Class: ClassRateLimited, Code: 4, NotDelivered: true, IsTransient: true, RetryAfter: time.Hour, Message: "(#4) Application request limit reached"},
+		},
 		"rate limited (17) with Retry-After date": {
 			endpoint: EndpointMe, status: 400, header: http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}},
 			body: `{"error":{"message":"(#17) User request limit reached","type":"OAuthException","code":17}}`,

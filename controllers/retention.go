@@ -152,7 +152,7 @@ func (r *RetentionRunner) sweepChannel(ctx context.Context, ch *igv1.InstagramCh
 		}
 		for i := range page.Items {
 			item := &page.Items[i]
-			if !item.CreationTimestamp.Time.Before(cutoff) || !item.DeletionTimestamp.IsZero() {
+			if !item.CreationTimestamp.Time.Before(cutoff) || !item.DeletionTimestamp.IsZero() || unfinishedOutgoing(item) {
 				continue
 			}
 			if err := r.limiter.Wait(ctx); err != nil {
@@ -177,4 +177,12 @@ func (r *RetentionRunner) sweepChannel(ctx context.Context, ch *igv1.InstagramCh
 			return deleted, nil
 		}
 	}
+}
+
+// unfinishedOutgoing reports an outgoing message the manager has not
+// finished (no done label yet): it may still be waiting or being sent, and
+// deleting it would lose the send or its outcome. Incoming messages carry
+// the incoming direction label and are always eligible.
+func unfinishedOutgoing(m *metav1.PartialObjectMetadata) bool {
+	return m.Labels[igv1.LabelDirection] != igv1.DirectionLabelIncoming && m.Labels[igv1.LabelDone] != "true"
 }

@@ -19,13 +19,18 @@ var _ = Describe("Message retention", func() {
 	BeforeEach(func() { e = newMessageEnv() })
 
 	// labelled creates a message of channel as the receiver or the manager
-	// leaves it: labelled with its channel.
+	// leaves it: labelled with its channel and direction, and an outgoing
+	// one finished (done).
 	labelled := func(channel string, dir igv1.Direction) *igv1.InstagramMessage {
 		GinkgoHelper()
 		m := e.outgoing("m", func(m *igv1.InstagramMessage) {
 			m.Spec.ChannelRef.Name = channel
 			m.Spec.Direction = dir
-			m.Labels = map[string]string{igv1.LabelChannel: channel}
+			m.Labels = map[string]string{igv1.LabelChannel: channel, igv1.LabelDirection: igv1.DirectionLabelIncoming}
+			if dir == igv1.DirectionOutgoing {
+				m.Labels[igv1.LabelDirection] = igv1.DirectionLabelOutgoing
+				m.Labels[igv1.LabelDone] = "true"
+			}
 		})
 		return m
 	}
@@ -55,6 +60,11 @@ var _ = Describe("Message retention", func() {
 			old = append(old, labelled(e.channel, igv1.DirectionOutgoing), labelled(e.channel, igv1.DirectionIncoming))
 		}
 		kept := labelled("keep-all", igv1.DirectionIncoming)
+		// An old outgoing message the manager has not finished (still
+		// waiting for its channel) is never deleted under it.
+		unfinished := e.outgoing("still waiting", func(m *igv1.InstagramMessage) {
+			m.Labels = map[string]string{igv1.LabelChannel: e.channel}
+		})
 		newest := old[0].CreationTimestamp.Time
 		for _, m := range old {
 			if m.CreationTimestamp.After(newest) {
@@ -86,6 +96,7 @@ var _ = Describe("Message retention", func() {
 		}
 		Expect(exists(fresh)).To(BeTrue())
 		Expect(exists(kept)).To(BeTrue(), "retention 0s keeps everything")
+		Expect(exists(unfinished)).To(BeTrue(), "an unfinished outgoing message is kept")
 
 		By("a later sweep deletes nothing more")
 		deleted, err = runner.SweepOnce(e.ctx)

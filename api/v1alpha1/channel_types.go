@@ -103,10 +103,12 @@ type InstagramChannelSpec struct {
 	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
 
 	// messageRetention: InstagramMessage objects of this channel older than
-	// this are deleted. 0s keeps them. Default 168h0m0s (7 days).
+	// this are deleted (outgoing ones only once finished). 0s keeps them;
+	// otherwise at least 1h, so a webhook Meta redelivers within its retry
+	// window never comes back as a new object. Default 168h0m0s (7 days).
 	// +kubebuilder:default="168h0m0s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="spec.messageRetention must not be negative"
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('1h')",message="spec.messageRetention must be 0s (keep) or at least 1h"
 	// +optional
 	MessageRetention *metav1.Duration `json:"messageRetention,omitempty"`
 

@@ -112,6 +112,7 @@ var _ = Describe("CRD schema", func() {
 		Entry("missing appRef", mutate(channelYAML, map[string]any{"appRef": nil}), "spec.appRef"),
 		Entry("unknown appRef kind", mutate(channelYAML, map[string]any{"appRef": map[string]any{"kind": "Issuer", "name": "a"}}), "spec.appRef.kind"),
 		Entry("negative messageRetention", mutate(channelYAML, map[string]any{"messageRetention": "-1h"}), "spec.messageRetention"),
+		Entry("messageRetention shorter than Meta's redelivery window", mutate(channelYAML, map[string]any{"messageRetention": "30m"}), "spec.messageRetention"),
 		Entry("outgoing message without contactID", mutate(messageYAML, map[string]any{"contactID": nil}), "spec.contactID"),
 		Entry("outgoing message with text and attachment", mutate(messageYAML, map[string]any{"attachments": []any{map[string]any{"type": "image", "url": "https://cdn.example.com/a.jpg"}}}), "spec.text", "spec.attachments"),
 		Entry("outgoing message with neither text nor attachment", mutate(messageYAML, map[string]any{"text": nil}), "spec.text", "spec.attachments"),

@@ -207,10 +207,11 @@ func (h *loginHandler) callback(r *http.Request) page {
 	}
 
 	// A login handed over for this nonce and not consumed yet: the page was
-	// reloaded or the link replayed. Refused before the code is spent; the
-	// create below refuses it too when the cache lags.
+	// reloaded or the link replayed. Refused before the code is spent (a
+	// live read: the receiver caches app Secrets only); the create below
+	// refuses it too.
 	pending := &corev1.Secret{}
-	if err := h.s.dir.cache.Get(ctx, types.NamespacedName{Namespace: ch.Namespace, Name: ch.Name + igv1.LoginSecretSuffix}, pending); err == nil &&
+	if err := h.s.opts.APIReader.Get(ctx, types.NamespacedName{Namespace: ch.Namespace, Name: ch.Name + igv1.LoginSecretSuffix}, pending); err == nil &&
 		pending.Annotations[igv1.AnnotationNonce] == st.Nonce {
 		log.Info("Login callback refused", "outcome", outcomeStateUsed, "reason", "login for this state already handed over")
 		return stateUsedPage(ch)
@@ -301,7 +302,7 @@ func (h *loginHandler) writeLogin(ctx context.Context, log logr.Logger, ch *igv1
 	}
 	if apierrors.IsAlreadyExists(err) {
 		existing := &corev1.Secret{}
-		if gerr := h.s.dir.cache.Get(ctx, client.ObjectKeyFromObject(secret), existing); gerr == nil &&
+		if gerr := h.s.opts.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), existing); gerr == nil &&
 			existing.Annotations[igv1.AnnotationNonce] != st.Nonce {
 			log.Info("Login callback refused", "outcome", outcomePending)
 			return pendingPage(ch), false

@@ -84,7 +84,7 @@ var _ = Describe("Business Login callback", Ordered, func() {
 
 		Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: loginNS}})).To(Succeed())
 		Expect(k8s.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "login-app", Namespace: loginNS, Labels: map[string]string{igv1.LabelWatch: "true"}},
+			ObjectMeta: metav1.ObjectMeta{Name: "login-app", Namespace: loginNS, Labels: map[string]string{igv1.LabelWatch: "true", igv1.LabelAppCredentials: "true"}},
 			StringData: map[string]string{
 				igv1.AppSecretKeyAppSecret:         loginSecret,
 				igv1.AppSecretKeyPreviousAppSecret: loginPrevious,

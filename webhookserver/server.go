@@ -226,13 +226,14 @@ func (s *Server) SetupWithManager(ctx context.Context, mgr manager.Manager) erro
 	return mgr.Add(s)
 }
 
-// CacheOptions restricts the cache to what the receiver needs: Secrets only
-// when labelled instagram.leadchat.io/watch=true, never every Secret of the
-// cluster.
+// CacheOptions restricts the cache to what the receiver needs: the Secrets
+// of apps (labelled instagram.leadchat.io/app-credentials=true by the
+// manager), never a channel's token Secret nor any other Secret: the only
+// internet-facing part keeps no access token in memory.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{igv1.LabelWatch: "true"})},
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{igv1.LabelAppCredentials: "true"})},
 		},
 	}
 }

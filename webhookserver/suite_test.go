@@ -85,6 +85,10 @@ func TestWebhookServer(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	// CI runs on two shared cores: give informers and managers time to
+	// catch up, so only a wrong answer fails a spec, never a slow one.
+	SetDefaultEventuallyTimeout(30 * time.Second)
+	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
@@ -191,7 +195,7 @@ func createFixtures(ctx context.Context, cache client.Reader) {
 	for _, n := range []string{clusterNS, ns} {
 		Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}})).To(Succeed())
 	}
-	watched := map[string]string{igv1.LabelWatch: "true"}
+	watched := map[string]string{igv1.LabelWatch: "true", igv1.LabelAppCredentials: "true"}
 	Expect(k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: clusterNS, Labels: watched},
 		StringData: map[string]string{

@@ -242,7 +242,8 @@ func (b *bench) idleResync(ctx context.Context) error {
 		return err
 	}
 	startOurs, _, startTotal := w1.diff(w0)
-	b.res.add(scenarioChannels, "API writes on manager restart", startTotal, "writes", "0", fmt.Sprintf("%d Ready channels; objects changed: %v", n, v1.changed(v0)))
+	b.res.add(scenarioChannels, "API writes on manager restart", startTotal, "writes", "0",
+		fmt.Sprintf("%d Ready channels, restart with --resync-interval=%s (every check due); objects changed: %v", n, cfg.resyncInterval, v1.changed(v0)))
 	b.res.detail("channels.restart.apiWrites", startOurs)
 	b.res.detail("channels.restart.settleSeconds", startup.Seconds())
 

@@ -158,6 +158,10 @@ func (b *bench) sendRun(ctx context.Context, run, limiter string) error {
 	}
 	defer w.Stop()
 
+	w0, err := apiWrites(ctx, b.clientset)
+	if err != nil {
+		return err
+	}
 	calls0 := len(b.env.Fake.Calls())
 	sent0 := len(b.env.Fake.Sent())
 	progress("send run %q: %d outgoing messages, %s", run, cfg.sends, limiter)
@@ -233,6 +237,17 @@ loop:
 	if createErr != nil {
 		return fmt.Errorf("create outgoing messages: %w", createErr)
 	}
+	// The manager finishes each message after Sent (labels, echo
+	// clean-up); the writes are counted once it is done, and a restart
+	// then interrupts nothing.
+	if _, err := waitSettled(ctx, b.own, 0, time.Minute); err != nil {
+		return err
+	}
+	w1, err := apiWrites(ctx, b.clientset)
+	if err != nil {
+		return err
+	}
+	writes, _, writesTotal := w1.diff(w0)
 	sent := count(igv1.PhaseSent, igv1.PhaseRead)
 	failed := count(igv1.PhaseFailed)
 	calls := b.env.Fake.Calls()[calls0:]
@@ -248,6 +263,11 @@ loop:
 	}
 	b.res.add(scenarioMessages, fmt.Sprintf("send throughput (%s limiter)", run), rate, "msgs/s", "", note)
 	b.res.detail("messages.send."+run+".instagramCallsByEndpoint", byEndpoint)
+	b.res.detail("messages.send."+run+".apiWrites", writes)
+	// The bench created each message: one write per message is not the
+	// manager's.
+	b.res.add(scenarioMessages, fmt.Sprintf("API writes per sent message (%s run)", run), (writesTotal-float64(cfg.sends))/float64(cfg.sends), "writes", "",
+		fmt.Sprintf("manager only (the bench's create excluded); %v", writes))
 	if calls := byEndpoint[fake.EndpointSubscriptions] + byEndpoint[fake.EndpointMe]; calls > 0 {
 		b.res.note("send run %q shared the rate limiter with %d channel checks (subscriptions, me) made during it.", run, calls)
 	}

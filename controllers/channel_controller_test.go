@@ -254,6 +254,47 @@ var _ = Describe("InstagramChannel token refresh", func() {
 		expectCondition(ch, igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
 	})
 
+	It("keeps status true to the stored token when a refreshed token cannot be stored", func() {
+		e := newChannelEnv()
+		e.adopt("support")
+		before := e.channel("support").Status.Token
+		oldToken := string(e.secret("support-instagram-token").Data[igv1.TokenSecretKeyAccessToken])
+
+		e.clock.SetTime(before.NextRefreshAt.Time)
+		e.failSecretWrites.Store(1)
+		_, err := e.r.Reconcile(e.logCtx(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: e.ns, Name: "support"}})
+		Expect(err).To(HaveOccurred())
+		Expect(e.ig.CallCount(fake.EndpointRefreshToken)).To(Equal(1))
+		ch := e.channel("support")
+		Expect(ch.Status.Token.ExpiresAt.Time).To(BeTemporally("==", before.ExpiresAt.Time), "status still describes the token in the Secret")
+		Expect(ch.Status.Token.NextRefreshAt.Time).To(BeTemporally("==", before.NextRefreshAt.Time), "the refresh is still due")
+		Expect(string(e.secret("support-instagram-token").Data[igv1.TokenSecretKeyAccessToken])).To(Equal(oldToken))
+
+		By("the next reconcile refreshes again and stores it")
+		e.reconcile("support")
+		Expect(e.ig.CallCount(fake.EndpointRefreshToken)).To(Equal(2))
+		ch = e.channel("support")
+		managed := e.secret("support-instagram-token")
+		Expect(string(managed.Data[igv1.TokenSecretKeyAccessToken])).NotTo(Equal(oldToken))
+		Expect(string(managed.Data[igv1.TokenSecretKeyExpiresAt])).To(Equal(ch.Status.Token.ExpiresAt.UTC().Format(time.RFC3339)))
+	})
+
+	It("follows the Secret when the status describes a token the Secret does not hold", func() {
+		e := newChannelEnv()
+		e.adopt("support")
+		ch := e.channel("support")
+		stored := ch.Status.Token.ExpiresAt.Time
+		patch := client.MergeFrom(ch.DeepCopy())
+		ch.Status.Token.ExpiresAt = &metav1.Time{Time: stored.Add(40 * day)}
+		ch.Status.Token.NextRefreshAt = &metav1.Time{Time: stored.Add(20 * day)}
+		Expect(k8sClient.Status().Patch(e.ctx, ch, patch)).To(Succeed())
+
+		e.reconcile("support")
+		ch = e.channel("support")
+		Expect(ch.Status.Token.ExpiresAt.Time).To(BeTemporally("==", stored))
+		Expect(ch.Status.Token.NextRefreshAt.Time).To(BeTemporally("<", stored))
+	})
+
 	It("never refreshes before the token is old enough, whatever refreshBefore says", func() {
 		e := newChannelEnv()
 		e.adopt("support", func(ch *igv1.InstagramChannel) {

@@ -48,8 +48,11 @@ type channelEnv struct {
 	cache  cache.Cache
 	cl     client.Client
 	writes atomic.Int32
-	rec    *events.FakeRecorder
-	r      *InstagramChannelReconciler
+	// failSecretWrites makes the next N Secret patches fail, as an API
+	// server under load would.
+	failSecretWrites atomic.Int32
+	rec              *events.FakeRecorder
+	r                *InstagramChannelReconciler
 
 	mu     sync.Mutex
 	logs   strings.Builder
@@ -112,6 +115,9 @@ func newChannelEnv() *channelEnv {
 		},
 		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
 			count()
+			if _, ok := obj.(*corev1.Secret); ok && e.failSecretWrites.Add(-1) >= 0 {
+				return apierrors.NewServiceUnavailable("injected Secret write failure")
+			}
 			return c.Patch(ctx, obj, patch, opts...)
 		},
 		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {

@@ -70,6 +70,15 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
 			return nil, fmt.Errorf("get token Secret: %w", client.IgnoreNotFound(err))
 		}
+		// Still different: a write of the Secret failed after the status
+		// was updated (or the Secret was restored). The Secret holds the
+		// token that will be used, so its expiry is the truth.
+		if t, err := time.Parse(time.RFC3339, string(secret.Data[igv1.TokenSecretKeyExpiresAt])); err == nil && !t.Equal(st.ExpiresAt.Time) {
+			log.FromContext(ctx).Info("token Secret and status disagree on the expiry; following the Secret", "expiresAt", formatTime(t))
+			setTime(&st.ExpiresAt, t)
+			setTime(&st.RefreshedAt, t.Add(-LongLivedTokenLifetime))
+			setTime(&st.NextRefreshAt, r.nextRefreshAt(ch, t, timeOf(st.RefreshedAt)).Truncate(time.Second))
+		}
 	}
 	if secret != nil {
 		run.tokenSecret = secret
@@ -247,6 +256,7 @@ func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channe
 	if nextRefresh.IsZero() {
 		nextRefresh = r.nextRefreshAt(run.ch, expiresAt, refreshedAt)
 	}
+	previous, previousToken, previousChanged := st.DeepCopy(), run.token, run.tokenChanged
 	run.token = token
 	run.tokenChanged = true
 	setTime(&st.ExpiresAt, expiresAt.Truncate(time.Second))
@@ -260,6 +270,9 @@ func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channe
 	// What the login granted; unknown for a token brought by the user.
 	st.Scopes = src.scopes
 	if h, err := r.ensureTokenSecret(ctx, run); h != nil || err != nil {
+		// Not stored: the status keeps describing what the Secret holds,
+		// and the source (initial or login Secret) is adopted again.
+		*st, run.token, run.tokenChanged = *previous, previousToken, previousChanged
 		return h, err
 	}
 	if src.kind == sourceLogin {
@@ -286,6 +299,9 @@ func appSecretRejected(err error) bool {
 	var ie *instagram.Error
 	return errors.As(err, &ie) && ie.Code == graphCodeClientSecret
 }
+
+// secretConflictRetry is how often a SecretConflict looks again.
+const secretConflictRetry = 5 * time.Minute
 
 // graphCodeClientSecret is Graph's "Error validating client secret".
 const graphCodeClientSecret = 101
@@ -331,6 +347,7 @@ func (r *InstagramChannelReconciler) refreshToken(ctx context.Context, run *chan
 	}
 	tokenRefreshTotal.WithLabelValues("success").Inc()
 	expiresAt := run.now.Add(lifetime(ll.ExpiresIn))
+	previous, previousToken := st.DeepCopy(), run.token
 	run.token = ll.AccessToken
 	setTime(&st.ExpiresAt, expiresAt)
 	setTime(&st.RefreshedAt, run.now)
@@ -338,6 +355,10 @@ func (r *InstagramChannelReconciler) refreshToken(ctx context.Context, run *chan
 	st.Failures = 0
 	st.LastFailureAt = nil
 	if h, err := r.ensureTokenSecret(ctx, run); h != nil || err != nil {
+		// The new token is lost with this reconcile; the status must keep
+		// describing the token the Secret still holds, or the next refresh
+		// (and the expiry alert) would go by a token nobody has.
+		*st, run.token = *previous, previousToken
 		return h, err
 	}
 	r.markAuthorized(run)
@@ -455,7 +476,9 @@ func (r *InstagramChannelReconciler) readRenamedTokenSecret(ctx context.Context,
 func (r *InstagramChannelReconciler) secretConflict(run *channelRun, name string) *halt {
 	msg := fmt.Sprintf("Secret %s/%s exists and is not managed by this channel; delete it or set spec.tokenSecretName", run.ch.Namespace, name)
 	r.eventOnTransition(run, corev1.EventTypeWarning, igv1.EventSecretConflict, "WriteToken", igv1.ReasonSecretConflict, "%s", msg)
-	return &halt{reason: igv1.ReasonSecretConflict, message: msg, stalled: true}
+	// The conflicting Secret is not in the cache, so its removal makes no
+	// event: look again now and then.
+	return &halt{reason: igv1.ReasonSecretConflict, message: msg, stalled: true, retryAt: run.now.Add(secretConflictRetry)}
 }
 
 // ensureTokenSecret makes the managed Secret hold the current token, the

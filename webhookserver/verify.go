@@ -1,6 +1,7 @@
 package webhookserver
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -69,14 +70,29 @@ func VerifySignature(header string, body []byte, apps []AppCredentials) ([]AppKe
 	}
 	var sum [sha256.Size]byte
 	var signers []AppKey
+	// Several app objects may share one secret (one Meta app registered
+	// twice): each distinct secret is hashed over the body once, so a
+	// forged request costs one HMAC per secret, not per app object.
+	type tried struct {
+		secret []byte
+		match  bool
+	}
+	var seen []tried
+	matches := func(secret []byte) bool {
+		for _, t := range seen {
+			if bytes.Equal(t.secret, secret) {
+				return t.match
+			}
+		}
+		mac := hmac.New(sha256.New, secret)
+		mac.Write(body)
+		ok := hmac.Equal(mac.Sum(sum[:0]), want[:])
+		seen = append(seen, tried{secret: secret, match: ok})
+		return ok
+	}
 	for i := range apps {
 		for _, secret := range apps[i].Secrets {
-			if len(secret) == 0 {
-				continue
-			}
-			mac := hmac.New(sha256.New, secret)
-			mac.Write(body)
-			if hmac.Equal(mac.Sum(sum[:0]), want[:]) {
+			if len(secret) > 0 && matches(secret) {
 				signers = append(signers, apps[i].App)
 				break
 			}

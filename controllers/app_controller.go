@@ -64,7 +64,7 @@ type AppReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps;clusterinstagramapps,verbs=get;list;watch
-// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps/status;clusterinstagramapps/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps/status;clusterinstagramapps/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 

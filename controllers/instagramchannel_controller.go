@@ -90,8 +90,8 @@ type InstagramChannelReconciler struct {
 	checkedAt sync.Map
 }
 
-// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels,verbs=get;list;watch;patch;update
-// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels/status,verbs=get;patch
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels/finalizers,verbs=update
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps;clusterinstagramapps,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete

@@ -145,17 +145,26 @@ func Start(ctx context.Context, opts Options) (_ *Env, retErr error) {
 	e.fakeServer = httptest.NewServer(e.Fake)
 	e.FakeURL = e.fakeServer.URL
 
+	managerKubeconfig, err := e.kubeconfigFor(ctx, "manager", "role.yaml")
+	if err != nil {
+		return nil, err
+	}
+	receiverKubeconfig, err := e.kubeconfigFor(ctx, "webhookserver", filepath.Join("webhookserver", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
 	instagramFlags := []string{
-		"--kubeconfig=" + e.Kubeconfig,
 		"--graph-api-url=" + e.FakeURL,
 		"--instagram-api-url=" + e.FakeURL,
 		"--public-url=" + e.PublicURL,
 		"--cluster-resource-namespace=" + SystemNamespace,
 	}
-	if e.Manager, err = e.newProcess("manager", append(append(instagramFlags, "--instagram-oauth-url="+e.FakeURL), opts.ManagerArgs...)); err != nil {
+	managerFlags := append([]string{"--kubeconfig=" + managerKubeconfig, "--instagram-oauth-url=" + e.FakeURL}, instagramFlags...)
+	if e.Manager, err = e.newProcess("manager", append(managerFlags, opts.ManagerArgs...)); err != nil {
 		return nil, err
 	}
-	if e.Receiver, err = e.newProcess("webhookserver", append(append(instagramFlags, fmt.Sprintf("--bind-address=127.0.0.1:%d", receiverPort)), opts.ReceiverArgs...)); err != nil {
+	receiverFlags := append([]string{"--kubeconfig=" + receiverKubeconfig, fmt.Sprintf("--bind-address=127.0.0.1:%d", receiverPort)}, instagramFlags...)
+	if e.Receiver, err = e.newProcess("webhookserver", append(receiverFlags, opts.ReceiverArgs...)); err != nil {
 		return nil, err
 	}
 	for _, p := range []*Process{e.Receiver, e.Manager} {

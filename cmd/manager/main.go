@@ -26,6 +26,7 @@ import (
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/controllers"
+	"github.com/leadchat/instagram-operator/internal/cmdutil"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 )
 
@@ -74,7 +75,7 @@ func run() error {
 	f, zapOpts := parseFlags()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	if f.clusterResourceNamespace == "" {
-		f.clusterResourceNamespace = podNamespace()
+		f.clusterResourceNamespace = cmdutil.PodNamespace()
 	}
 	if f.publicURL != "" && !strings.HasPrefix(f.publicURL, "https://") && !strings.HasPrefix(f.publicURL, "http://") {
 		return errors.New("--public-url must be an absolute http(s) URL")
@@ -170,15 +171,4 @@ func run() error {
 	}
 	ctrl.Log.WithName("setup").Info("starting manager", "clusterResourceNamespace", f.clusterResourceNamespace, "graphAPIVersion", f.graphVersion)
 	return mgr.Start(ctrl.SetupSignalHandler())
-}
-
-// podNamespace is the namespace the manager runs in.
-func podNamespace() string {
-	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
-		return ns
-	}
-	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
-		return strings.TrimSpace(string(b))
-	}
-	return "instagram-operator-system"
 }

@@ -21,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/cmdutil"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/webhookserver"
 )
@@ -63,7 +64,7 @@ func run() error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 	if f.clusterResourceNamespace == "" {
-		f.clusterResourceNamespace = podNamespace()
+		f.clusterResourceNamespace = cmdutil.PodNamespace()
 	}
 	if f.publicURL != "" && !strings.HasPrefix(f.publicURL, "https://") && !strings.HasPrefix(f.publicURL, "http://") {
 		return errors.New("--public-url must be an absolute http(s) URL")
@@ -117,15 +118,4 @@ func run() error {
 	log.Info("Starting webhook receiver", "bindAddress", f.bindAddr, "clusterResourceNamespace", f.clusterResourceNamespace,
 		"graphAPIURL", f.graphAPIURL, "instagramAPIURL", f.instagramAPIURL, "graphAPIVersion", f.graphVersion, "publicURL", f.publicURL)
 	return mgr.Start(ctx)
-}
-
-// podNamespace is the namespace the receiver runs in.
-func podNamespace() string {
-	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
-		return ns
-	}
-	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
-		return strings.TrimSpace(string(b))
-	}
-	return "instagram-operator-system"
 }

@@ -92,6 +92,10 @@ test-unit: ## Fast tests only (no control plane).
 bench: envtest build ## Benchmarks; figures go to bin/bench/.
 	hack/bench.sh
 
+.PHONY: controlplane
+controlplane: envtest build ## Only a local control plane with the CRDs; kubeconfig in bin/demo/kubeconfig.
+	$(BIN)/controlplane
+
 .PHONY: demo
 demo: envtest build ## Local control plane, fake Instagram, manager and receiver; KEEP=1 stays up.
 	go run ./hack/demo $(if $(KEEP),-keep)

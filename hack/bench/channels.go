@@ -223,6 +223,7 @@ func (b *bench) idleResync(ctx context.Context) error {
 		return err
 	}
 	limit := fmt.Sprintf("%g", cfg.raisedLimit)
+	restartCalls0 := len(env.Fake.Calls())
 	progress("restarting the manager with --resync-interval=%s --instagram-rate-limit=%s", cfg.resyncInterval, limit)
 	// The default 20 calls/s could not check 1000 subscriptions within
 	// one 20s interval; the limit is raised so one interval is one resync.
@@ -242,8 +243,16 @@ func (b *bench) idleResync(ctx context.Context) error {
 		return err
 	}
 	startOurs, _, startTotal := w1.diff(w0)
+	restartCalls, restartFailed := callsByEndpoint(env.Fake.Calls()[restartCalls0:])
+	restartTotal := 0
+	for _, c := range restartCalls {
+		restartTotal += c
+	}
+	b.res.add(scenarioChannels, "Instagram calls on manager restart", float64(restartTotal), "calls", "",
+		fmt.Sprintf("%d Ready channels; %v, non-2xx %v; settled in %.1f s", n, restartCalls, restartFailed, startup.Seconds()))
+	b.res.detail("channels.restart.instagramCallsByEndpoint", restartCalls)
 	b.res.add(scenarioChannels, "API writes on manager restart", startTotal, "writes", "0",
-		fmt.Sprintf("%d Ready channels, restart with --resync-interval=%s (every check due); objects changed: %v", n, cfg.resyncInterval, v1.changed(v0)))
+		fmt.Sprintf("%d Ready channels, restart with --resync-interval=%s; objects changed: %v", n, cfg.resyncInterval, v1.changed(v0)))
 	b.res.detail("channels.restart.apiWrites", startOurs)
 	b.res.detail("channels.restart.settleSeconds", startup.Seconds())
 

@@ -168,8 +168,8 @@ func run(ctx context.Context, cfg *config) error {
 		res.Error = err.Error()
 	}
 	res.TotalSeconds = time.Since(started).Seconds()
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		res.Host["loadavgAtEnd"] = strings.TrimSpace(string(b))
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.Host["loadavgAtEnd"] = strings.TrimSpace(string(load))
 	}
 	res.note("wall-clock figures come from one run on %d cores shared with the control plane, both binaries, the fake and the load generator (load average at start %v, at end %v): treat them as indicative, not as a regression gate.",
 		runtime.NumCPU(), res.Host["loadavgAtStart"], res.Host["loadavgAtEnd"])

@@ -346,3 +346,28 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 func mib(b float64) float64 { return b / (1024 * 1024) }
+
+// listStats is what the API server spent answering LISTs of one resource.
+type listStats struct {
+	Requests float64 `json:"requests"`
+	Seconds  float64 `json:"seconds"`
+}
+
+// apiLists reads the API server's request duration histogram for LISTs of
+// resource: how many it answered and the time it spent on them.
+func apiLists(ctx context.Context, cs kubernetes.Interface, resource string) (listStats, error) {
+	b, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return listStats{}, fmt.Errorf("scrape kube-apiserver metrics: %w", err)
+	}
+	s := parseMetrics(string(b))
+	match := map[string]string{"verb": "LIST", "resource": resource}
+	return listStats{
+		Requests: sum(s, "apiserver_request_duration_seconds_count", match),
+		Seconds:  sum(s, "apiserver_request_duration_seconds_sum", match),
+	}, nil
+}
+
+func (a listStats) minus(b listStats) listStats {
+	return listStats{Requests: a.Requests - b.Requests, Seconds: a.Seconds - b.Seconds}
+}

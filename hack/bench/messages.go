@@ -45,6 +45,10 @@ func (b *bench) messages(ctx context.Context) error {
 	}
 
 	progress("starting the manager over %d stored messages", total)
+	lists0, err := apiLists(ctx, b.clientset, "instagrammessages")
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := b.restartManager(ctx, "messages"); err != nil {
 		return err
@@ -53,6 +57,15 @@ func (b *bench) messages(ctx context.Context) error {
 		return err
 	}
 	synced := time.Since(start)
+	lists1, err := apiLists(ctx, b.clientset, "instagrammessages")
+	if err != nil {
+		return err
+	}
+	lists := lists1.minus(lists0)
+	b.res.add(scenarioMessages, "manager start-up until settled", synced.Seconds(), "s", "",
+		fmt.Sprintf("start to %d channel reconciles and empty queues; meanwhile the API server answered %.0f LISTs of instagrammessages taking %.1f s in total",
+			len(b.channels), lists.Requests, lists.Seconds))
+	b.res.detail("messages.startup.instagrammessageLists", lists)
 	// A few quiet seconds let the Go runtime return what start-up used.
 	if err := sleepCtx(ctx, 15*time.Second); err != nil {
 		return err
@@ -70,8 +83,8 @@ func (b *bench) messages(ctx context.Context) error {
 		}
 	}
 	b.res.add(scenarioMessages, "manager RSS with stored history", mib(mem.RSSBytes), "MiB", "<= 150 MiB",
-		fmt.Sprintf("%d channels, %d InstagramMessages stored; peak %.0f MiB, Go heap in use %.0f MiB; started and settled in %.0f s",
-			len(b.channels), total, mib(mem.PeakRSSBytes), mib(mem.HeapInuseBytes), synced.Seconds()))
+		fmt.Sprintf("%d channels, %d InstagramMessages stored; peak %.0f MiB, Go heap in use %.0f MiB",
+			len(b.channels), total, mib(mem.PeakRSSBytes), mib(mem.HeapInuseBytes)))
 	b.res.detail("messages.managerMemory", mem)
 	b.res.detail("messages.storedTotal", total)
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"slices"
 	"sync"
 	"time"
 
@@ -101,7 +104,11 @@ func (r *RetentionRunner) Start(ctx context.Context) error {
 
 // SweepOnce deletes, for every channel with a positive retention, its
 // messages created before now - retention. It returns how many it deleted;
-// an error with one channel does not stop the others.
+// an error in one namespace does not stop the others.
+//
+// It lists each namespace's messages once (metadata only, paged) and
+// decides per message by its channel label, so a sweep costs one pass over
+// the messages however many channels share a namespace.
 func (r *RetentionRunner) SweepOnce(ctx context.Context) (int, error) {
 	r.init()
 	var channels igv1.InstagramChannelList
@@ -109,8 +116,9 @@ func (r *RetentionRunner) SweepOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("list channels: %w", err)
 	}
 	now := r.Clock.Now()
-	total := 0
-	var errs []error
+	// cutoffs[namespace][channel] is the creation time before which that
+	// channel's messages go.
+	cutoffs := map[string]map[string]time.Time{}
 	for i := range channels.Items {
 		ch := &channels.Items[i]
 		retention := DefaultMessageRetention
@@ -120,13 +128,27 @@ func (r *RetentionRunner) SweepOnce(ctx context.Context) (int, error) {
 		if retention <= 0 {
 			continue
 		}
-		n, err := r.sweepChannel(ctx, ch, now.Add(-retention))
+		if cutoffs[ch.Namespace] == nil {
+			cutoffs[ch.Namespace] = map[string]time.Time{}
+		}
+		cutoffs[ch.Namespace][ch.Name] = now.Add(-retention)
+	}
+	namespaces := make([]string, 0, len(cutoffs))
+	for ns := range cutoffs {
+		namespaces = append(namespaces, ns)
+	}
+	slices.Sort(namespaces)
+
+	total := 0
+	var errs []error
+	for _, ns := range namespaces {
+		n, err := r.sweepNamespace(ctx, ns, cutoffs[ns])
 		total += n
 		if err != nil {
 			if ctx.Err() != nil {
 				return total, ctx.Err()
 			}
-			errs = append(errs, fmt.Errorf("channel %s/%s: %w", ch.Namespace, ch.Name, err))
+			errs = append(errs, fmt.Errorf("namespace %s: %w", ns, err))
 		}
 	}
 	if total > 0 {
@@ -135,12 +157,17 @@ func (r *RetentionRunner) SweepOnce(ctx context.Context) (int, error) {
 	return total, errors.Join(errs...)
 }
 
-// sweepChannel deletes the channel's messages created before cutoff.
-func (r *RetentionRunner) sweepChannel(ctx context.Context, ch *igv1.InstagramChannel, cutoff time.Time) (int, error) {
+// sweepNamespace deletes the messages of ns whose channel's cutoff they
+// predate.
+func (r *RetentionRunner) sweepNamespace(ctx context.Context, ns string, cutoffs map[string]time.Time) (int, error) {
+	hasChannel, err := labels.NewRequirement(igv1.LabelChannel, selection.Exists, nil)
+	if err != nil {
+		return 0, err
+	}
 	deleted := 0
 	opts := []client.ListOption{
-		client.InNamespace(ch.Namespace),
-		client.MatchingLabels{igv1.LabelChannel: ch.Name},
+		client.InNamespace(ns),
+		client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*hasChannel)},
 		client.Limit(r.PageSize),
 	}
 	continueToken := ""
@@ -152,7 +179,8 @@ func (r *RetentionRunner) sweepChannel(ctx context.Context, ch *igv1.InstagramCh
 		}
 		for i := range page.Items {
 			item := &page.Items[i]
-			if !item.CreationTimestamp.Time.Before(cutoff) || !item.DeletionTimestamp.IsZero() || unfinishedOutgoing(item) {
+			cutoff, ok := cutoffs[item.Labels[igv1.LabelChannel]]
+			if !ok || !item.CreationTimestamp.Time.Before(cutoff) || !item.DeletionTimestamp.IsZero() || unfinishedOutgoing(item) {
 				continue
 			}
 			if err := r.limiter.Wait(ctx); err != nil {

@@ -2,6 +2,9 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -49,6 +52,43 @@ var _ = Describe("Message retention", func() {
 		Expect(k8sClient.Patch(e.ctx, ch, patch)).To(Succeed())
 	}
 
+	It("lists a namespace once per sweep, however many channels it has", func() {
+		setRetention(e.channel, time.Hour)
+		names := []string{e.channel}
+		for i := range 4 {
+			name := fmt.Sprintf("extra-%d", i)
+			e.createChannel(name, func(ch *igv1.InstagramChannel) {
+				ch.Spec.MessageRetention = &metav1.Duration{Duration: time.Hour}
+			})
+			names = append(names, name)
+		}
+		var msgs []*igv1.InstagramMessage
+		for _, n := range names {
+			msgs = append(msgs, labelled(n, igv1.DirectionIncoming))
+		}
+		var lists atomic.Int32
+		counting := interceptor.NewClient(k8sWatchClient(), interceptor.Funcs{
+			List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+				lo := &client.ListOptions{}
+				lo.ApplyOptions(opts)
+				if _, ok := list.(*metav1.PartialObjectMetadataList); ok && lo.Namespace == e.ns {
+					lists.Add(1)
+				}
+				return c.List(ctx, list, opts...)
+			},
+		})
+		runner := &RetentionRunner{
+			Client: k8sClient, APIReader: counting, DeletesPerSecond: 1000,
+			Clock: clocktesting.NewFakeClock(time.Now().Add(2 * time.Hour)),
+		}
+		_, err := runner.SweepOnce(e.ctx)
+		Expect(err).NotTo(HaveOccurred())
+		for _, m := range msgs {
+			Expect(exists(m)).To(BeFalse(), "message %s of channel %s", m.Name, m.Spec.ChannelRef.Name)
+		}
+		Expect(lists.Load()).To(Equal(int32(1)), "one list of this namespace, not one per channel")
+	})
+
 	It("deletes exactly the messages older than the retention, page by page, and keeps everything for 0s", func() {
 		setRetention(e.channel, time.Hour)
 		e.createChannel("keep-all", func(ch *igv1.InstagramChannel) {
@@ -91,6 +131,7 @@ var _ = Describe("Message retention", func() {
 		deleted, err := runner.SweepOnce(e.ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(deleted).To(Equal(len(old)))
+
 		for _, m := range old {
 			Expect(exists(m)).To(BeFalse(), "old message %s", m.Name)
 		}
@@ -132,3 +173,10 @@ var _ = Describe("Message retention", func() {
 		Eventually(done).Should(Receive(BeNil()))
 	})
 })
+
+func k8sWatchClient() client.WithWatch {
+	GinkgoHelper()
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: testScheme})
+	Expect(err).NotTo(HaveOccurred())
+	return c
+}

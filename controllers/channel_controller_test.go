@@ -466,6 +466,22 @@ var _ = Describe("InstagramChannel subscription", func() {
 		expectCondition(ch, igv1.ConditionWebhookSubscribed, metav1.ConditionTrue, igv1.ReasonSubscribed)
 	})
 
+	It("after a restart, spreads the drift checks over one interval instead of checking every channel at once", func() {
+		e := newChannelEnv()
+		e.adopt("support")
+		restarted := &InstagramChannelReconciler{
+			Client: e.r.Client, APIReader: e.r.APIReader, Scheme: e.r.Scheme, Recorder: e.r.Recorder,
+			Clock: e.r.Clock, Instagram: e.r.Instagram, Authorizer: e.r.Authorizer, Options: e.r.Options,
+		}
+		e.r = restarted
+		e.reconcile("support")
+		Expect(e.ig.CallCount(fake.EndpointSubscriptions)).To(BeZero(), "no burst of checks at start-up")
+
+		e.clock.Step(12 * time.Minute)
+		e.reconcile("support")
+		Expect(e.ig.CallCount(fake.EndpointSubscriptions)).To(Equal(1), "checked within one interval")
+	})
+
 	It("subscribes again when spec.subscribedFields changes", func() {
 		e := newChannelEnv()
 		acc := e.adopt("support")

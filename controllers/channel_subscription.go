@@ -54,7 +54,14 @@ func (r *InstagramChannelReconciler) reconcileSubscription(ctx context.Context, 
 	resync := ResyncAfter(r.opts().ResyncInterval, string(ch.UID))
 	if !subscribe {
 		checked := r.lastChecked(ch)
-		if !run.forceCheck && !checked.IsZero() && run.now.Before(checked.Add(resync)) {
+		if checked.IsZero() {
+			// Not checked by this process yet (it just started, or took
+			// over leadership): spread the first checks over one interval
+			// instead of checking every channel at once.
+			checked = run.now.Add(-time.Duration(seedFraction(string(ch.UID)+"/first-check") * float64(resync)))
+			r.checkedAt.Store(ch.UID, checked)
+		}
+		if !run.forceCheck && run.now.Before(checked.Add(resync)) {
 			run.wake(checked.Add(resync))
 			return nil, nil
 		}

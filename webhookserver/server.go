@@ -289,6 +289,11 @@ func respond(w http.ResponseWriter, code int, msg string) {
 
 func (s *Server) deliver(r *http.Request, w http.ResponseWriter) (int, string) {
 	log := s.log.WithValues("remote", r.RemoteAddr)
+	if err := CheckSignatureHeader(r.Header.Get(SignatureHeader)); err != nil {
+		rejectedTotal.WithLabelValues(causeSignature).Inc()
+		log.Info("Delivery refused", "cause", causeSignature, "reason", err.Error())
+		return http.StatusUnauthorized, "invalid signature"
+	}
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		rejectedTotal.WithLabelValues(causeTooLarge).Inc()
 		return http.StatusRequestEntityTooLarge, "too large"

@@ -46,6 +46,7 @@ func (r *InstagramChannelReconciler) finalize(ctx context.Context, run *channelR
 	}
 	// The object may be gone now: nothing left to patch.
 	run.original = ch.DeepCopy()
+	r.forgetChannel(ch)
 	return ctrl.Result{}, nil
 }
 

@@ -70,6 +70,7 @@ func (r *InstagramChannelReconciler) reconcileSubscription(ctx context.Context, 
 			return r.subscriptionCheckFailed(ctx, run, err), nil
 		}
 		r.checkedAt.Store(ch.UID, run.now)
+		r.checkFailures.Delete(ch.UID)
 		if slices.Equal(normalizeFields(got), desired) {
 			run.wake(run.now.Add(resync))
 			return nil, nil
@@ -119,11 +120,28 @@ func (r *InstagramChannelReconciler) subscriptionCheckFailed(ctx context.Context
 	case instagram.ClassTokenInvalid, instagram.ClassPermissionDenied:
 		return r.subscriptionFailed(ctx, run, "check the webhook subscription", err)
 	}
-	retry := max(instagram.RetryAfterOf(err), backoffMin)
+	// Consecutive failures stretch the wait (30s up to 30m), kept in
+	// memory like the check time itself.
+	failures := int32(1)
+	if n, ok := r.checkFailures.Load(run.ch.UID); ok {
+		failures = n.(int32) + 1
+	}
+	r.checkFailures.Store(run.ch.UID, failures)
+	retry := max(instagram.RetryAfterOf(err), Backoff(failures))
 	log.FromContext(ctx).Info("webhook subscription check failed; keeping the channel as it is", "account", accountUserID(run.ch),
-		"retryIn", retry.String(), "error", err.Error())
+		"failures", failures, "retryIn", retry.String(), "error", err.Error())
+	// The next check is due after the backoff, also for a reconcile that
+	// some watch event triggers earlier.
+	resync := ResyncAfter(r.opts().ResyncInterval, string(run.ch.UID))
+	r.checkedAt.Store(run.ch.UID, run.now.Add(retry-resync))
 	run.wake(run.now.Add(retry))
 	return nil
+}
+
+// forgetChannel drops what this process remembers of a channel.
+func (r *InstagramChannelReconciler) forgetChannel(ch *igv1.InstagramChannel) {
+	r.checkedAt.Delete(ch.UID)
+	r.checkFailures.Delete(ch.UID)
 }
 
 func (r *InstagramChannelReconciler) subscriptionFailed(ctx context.Context, run *channelRun, what string, err error) *halt {

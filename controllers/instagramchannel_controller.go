@@ -88,6 +88,9 @@ type InstagramChannelReconciler struct {
 	// periodic check must not write status every interval; after a restart
 	// each channel is simply checked once more.
 	checkedAt sync.Map
+	// checkFailures counts consecutive failed checks per channel UID, for
+	// their backoff.
+	checkFailures sync.Map
 }
 
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels,verbs=get;list;watch;patch

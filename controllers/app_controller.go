@@ -26,8 +26,8 @@ import (
 
 // Paths the webhook receiver serves under --public-url.
 const (
-	WebhookPath  = "/webhooks/instagram"
-	CallbackPath = "/instagram/callback"
+	WebhookPath  = igv1.WebhookPath
+	CallbackPath = igv1.CallbackPath
 )
 
 // appSecretRefIndex indexes apps by the name of the Secret they reference.

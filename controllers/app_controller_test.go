@@ -19,9 +19,7 @@ var _ = Describe("App controller", func() {
 		r  *AppReconciler
 	)
 	BeforeEach(func() {
-		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "igapp-"}}
-		Expect(k8sClient.Create(suiteCtx, n)).To(Succeed())
-		ns = n.Name
+		ns = newTestNamespace(suiteCtx, "igapp-")
 		r = &AppReconciler{Client: k8sClient, APIReader: k8sClient, PublicURL: "https://hooks.example.com/"}
 	})
 

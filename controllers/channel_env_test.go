@@ -79,15 +79,9 @@ func newChannelEnv() *channelEnv {
 	var cancel context.CancelFunc
 	e.ctx, cancel = context.WithCancel(suiteCtx)
 
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "igch-"}}
-	Expect(k8sClient.Create(e.ctx, ns)).To(Succeed())
-	e.ns = ns.Name
-
-	// Near real time, so deletion timestamps set by the API server line up
-	// with the controller's clock.
-	e.clock = clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Second))
-	e.ig = fake.New(fake.Options{Clock: e.clock})
-	srv := httptest.NewServer(e.ig)
+	e.ns = newTestNamespace(e.ctx, "igch-")
+	var srv *httptest.Server
+	e.clock, e.ig, srv = newFakeInstagram()
 
 	var err error
 	e.cache, err = cache.New(cfg, cache.Options{

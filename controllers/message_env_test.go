@@ -69,15 +69,9 @@ func newMessageEnv() *messageEnv {
 	var cancel context.CancelFunc
 	e.ctx, cancel = context.WithCancel(suiteCtx)
 
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "igmsg-"}}
-	Expect(k8sClient.Create(e.ctx, ns)).To(Succeed())
-	e.ns = ns.Name
-
-	// Near real time: expiry is measured from creationTimestamp, which the
-	// API server sets from its own clock.
-	e.clock = clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Second))
-	e.ig = fake.New(fake.Options{Clock: e.clock})
-	srv := httptest.NewServer(e.ig)
+	e.ns = newTestNamespace(e.ctx, "igmsg-")
+	var srv *httptest.Server
+	e.clock, e.ig, srv = newFakeInstagram()
 	n := msgEnvCounter.Add(1)
 	e.appID = fmt.Sprintf("%d", 700000+n)
 	e.userID = fmt.Sprintf("1784140%010d", n)

@@ -28,7 +28,7 @@ import (
 
 // CallbackPath is where Instagram sends the browser back after Business
 // Login (the app's status.redirectURL).
-const CallbackPath = "/instagram/callback"
+const CallbackPath = igv1.CallbackPath
 
 // Defaults of LoginOptions.
 const (

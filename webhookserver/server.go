@@ -24,7 +24,7 @@ import (
 )
 
 // WebhookPath is where Meta delivers webhooks (the app's status.webhookURL).
-const WebhookPath = "/webhooks/instagram"
+const WebhookPath = igv1.WebhookPath
 
 // Defaults of Options.
 const (

@@ -84,6 +84,14 @@ const (
 	EventAuthorizationDenied        = "AuthorizationDenied"
 )
 
+// Paths the webhook receiver serves under --public-url. The manager
+// publishes them in app status (webhookURL, redirectURL), so both binaries
+// take them from here.
+const (
+	WebhookPath  = "/webhooks/instagram"
+	CallbackPath = "/instagram/callback"
+)
+
 // Labels, annotations and finalizers.
 const (
 	// LabelChannel names the channel a managed Secret or a message belongs to.

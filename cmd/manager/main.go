@@ -161,6 +161,9 @@ func run() error {
 	}); err != nil {
 		return fmt.Errorf("set up retention: %w", err)
 	}
+	if err := mgr.Add(&controllers.LabelMigration{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}); err != nil {
+		return fmt.Errorf("set up label migration: %w", err)
+	}
 	metrics.Registry.MustRegister(controllers.NewChannelCollector(mgr.GetClient()))
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -25,7 +25,7 @@ func TestParseDeliveryAllEvents(t *testing.T) {
 		kinds = append(kinds, it.Kind())
 	}
 	want := []EventType{EventMessage, EventMessage, EventMessage, EventEcho, EventUnsend, EventRead,
-		EventReaction, EventReaction, EventPostback, EventReferral, EventEdit, EventUnknown}
+		EventReaction, EventReaction, EventPostback, EventReferral, EventEdit, EventOptin}
 	if diff := cmp.Diff(want, kinds); diff != "" {
 		t.Fatalf("kinds (-want +got):\n%s", diff)
 	}
@@ -51,12 +51,15 @@ func TestParseDeliveryFlexibleScalars(t *testing.T) {
 		wantID  FlexString
 		wantTS  FlexInt
 		wantErr bool
+		// A bad entry or item is skipped and counted, not a reason to
+		// refuse the delivery.
+		wantMalformedEntries, wantMalformedItems int
 	}{
 		"strings and numbers": {body: `{"entry":[{"id":"17841","messaging":[{"timestamp":1700000000000}]}]}`, wantID: "17841", wantTS: 1700000000000},
 		"numeric id":          {body: `{"entry":[{"id":17841,"messaging":[{"timestamp":"1700000000000"}]}]}`, wantID: "17841", wantTS: 1700000000000},
 		"float timestamp":     {body: `{"entry":[{"id":null,"messaging":[{"timestamp":1.7e12}]}]}`, wantTS: 1700000000000},
-		"bad timestamp":       {body: `{"entry":[{"id":"1","messaging":[{"timestamp":"soon"}]}]}`, wantErr: true},
-		"object id":           {body: `{"entry":[{"id":{"a":1}}]}`, wantErr: true},
+		"bad timestamp":       {body: `{"entry":[{"id":"1","messaging":[{"timestamp":"soon"}]}]}`, wantMalformedItems: 1},
+		"object id":           {body: `{"entry":[{"id":{"a":1}}]}`, wantMalformedEntries: 1},
 		"not an object":       {body: `[1,2]`, wantErr: true},
 		"truncated":           {body: `{"entry":[`, wantErr: true},
 	}
@@ -72,7 +75,19 @@ func TestParseDeliveryFlexibleScalars(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if d.Malformed != tc.wantMalformedEntries {
+				t.Fatalf("malformed entries = %d, want %d", d.Malformed, tc.wantMalformedEntries)
+			}
+			if tc.wantMalformedEntries > 0 {
+				return
+			}
 			e := d.Entry[0]
+			if e.Malformed != tc.wantMalformedItems {
+				t.Fatalf("malformed items = %d, want %d", e.Malformed, tc.wantMalformedItems)
+			}
+			if tc.wantMalformedItems > 0 {
+				return
+			}
 			if e.ID != tc.wantID || e.Messaging[0].Timestamp != tc.wantTS {
 				t.Fatalf("id %q ts %d, want %q %d", e.ID, e.Messaging[0].Timestamp, tc.wantID, tc.wantTS)
 			}

@@ -65,6 +65,7 @@ func commentKey(v *CommentValue) string {
 func (g *ingester) recordComment(ctx context.Context, ev *event) (string, error) {
 	v := ev.comment
 	obj, fit := g.commentObject(ev)
+	want := obj.Spec
 	existing, err := g.ensureComment(ctx, obj, func(o *igv1.InstagramComment) {
 		o.Status.EventTime = microOf(ev.at)
 		o.Status.ReceivedAt = microOf(g.clock.Now())
@@ -78,7 +79,6 @@ func (g *ingester) recordComment(ctx context.Context, ev *event) (string, error)
 	if err != nil || existing == nil {
 		return resultStored, err
 	}
-	want := obj.Spec
 	err = patchLocked(ctx, g.live, existing, func(o *igv1.InstagramComment) bool {
 		changed := false
 		if ev.typ == EventMention && !o.Spec.Mention {

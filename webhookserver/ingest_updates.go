@@ -196,6 +196,17 @@ func applyReaction(s *igv1.InstagramMessageStatus, by string, r *Reaction, at ti
 	if i >= 0 && s.Reactions[i].At != nil && s.Reactions[i].At.Unix() > at.Unix() {
 		return false
 	}
+	// The history remembers what the current reactions forget after an
+	// unreact: an event no newer than this person's last one is a
+	// redelivery or arrives late, and changes nothing.
+	for j := len(s.ReactionHistory) - 1; j >= 0; j-- {
+		if rec := s.ReactionHistory[j]; rec.By == by {
+			if (rec.At != nil && !rec.At.Time.Before(at)) || (rec.RemovedAt != nil && !rec.RemovedAt.Time.Before(at)) {
+				return false
+			}
+			break
+		}
+	}
 	// The open history record of this person, if any.
 	h := -1
 	for j := len(s.ReactionHistory) - 1; j >= 0; j-- {

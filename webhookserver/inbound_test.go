@@ -283,7 +283,7 @@ var _ = Describe("Comments", func() {
 		body := delivery(
 			comment("comments", obj{"id": "17865799348089039", "from": obj{"id": "1784140000000555", "username": "jane.doe", "self_ig_scoped_id": "5512340000000999"},
 				"media": obj{"id": "17887498072083520", "media_product_type": "FEED", "ad_id": "2385000001", "ad_title": "Boost", "original_media_id": "17887498072000000"},
-				"text": "How much? @acme.support"}),
+				"text":  "How much? @acme.support"}),
 			comment("comments", obj{"id": "17865799348089040", "parent_id": "17865799348089039", "from": obj{"id": "1784140000000556", "username": "acme.fan"},
 				"media": obj{"id": "17887498072083520", "media_product_type": "FEED"}, "text": "Following!"}),
 			comment("live_comments", obj{"id": "17865799348089041", "from": obj{"id": "1784140000000557", "username": "live.viewer"},

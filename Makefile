@@ -92,6 +92,10 @@ test-unit: ## Fast tests only (no control plane).
 bench: envtest build ## Benchmarks; figures go to bin/bench/.
 	hack/bench.sh
 
+.PHONY: chaos
+chaos: envtest build ## Failure drills (receiver and manager killed -9, API server paused) at full size; figures in bin/chaos/.
+	go run ./hack/chaos -out $(BIN)/chaos $(CHAOS_ARGS)
+
 .PHONY: controlplane
 controlplane: envtest build ## Only a local control plane with the CRDs; kubeconfig in bin/demo/kubeconfig.
 	$(BIN)/controlplane

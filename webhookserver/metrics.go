@@ -41,6 +41,12 @@ const (
 	causeNoChannel       = "no_channel"
 	causeVerifyToken     = "verify_token"
 	causeUnavailable     = "unavailable"
+	// causeRateLimited: the client's signatures failed too often; refused
+	// with 429 before its body was read.
+	causeRateLimited = "rate_limited"
+	// causeUnknownApp: the path names no app with published credentials,
+	// or the shared path is off.
+	causeUnknownApp = "unknown_app"
 )
 
 var (

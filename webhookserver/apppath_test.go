@@ -139,4 +139,3 @@ var _ = Describe("signature failures", func() {
 		Expect(request(direct+ws.WebhookPath, body, acmeSecret, "X-Forwarded-For", "198.51.100.9")).To(Equal(http.StatusTooManyRequests))
 	})
 })
-

@@ -19,9 +19,9 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
-	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
+	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/internal/oauthstate"
 	ws "github.com/leadchat/instagram-operator/webhookserver"
 )

@@ -581,7 +581,7 @@ var _ = Describe("InstagramChannel account ownership", func() {
 
 		ch := e.channel("second")
 		ready := expectCondition(ch, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonDuplicateAccount)
-		Expect(ready.Message).To(ContainSubstring(e.ns + "/first"))
+		Expect(ready.Message).To(ContainSubstring("already served by channel first of this namespace"))
 		expectCondition(ch, igv1.ConditionStalled, metav1.ConditionTrue, igv1.ReasonDuplicateAccount)
 		expectCondition(ch, igv1.ConditionWebhookSubscribed, metav1.ConditionFalse, igv1.ReasonDuplicateAccount)
 		Expect(kstatusOf(ch)).To(Equal(status.FailedStatus))

@@ -2,8 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -588,20 +586,8 @@ func (r *InstagramChannelReconciler) readInitialToken(ctx context.Context, run *
 		}
 		src.expiresAt = t.UTC().Truncate(time.Second)
 	}
-	src.hash = initialSecretHash(ch, keyName, token, rawExpiry)
+	src.hash = r.initialSecretHash(ch, keyName, token, rawExpiry)
 	return src, nil, nil
-}
-
-// initialSecretHash identifies the content of the initial Secret. Salted
-// with the channel's UID so that the status never offers a plain hash of a
-// token to compare guesses against.
-func initialSecretHash(ch *igv1.InstagramChannel, key, token, expiresAt string) string {
-	h := sha256.New()
-	for _, part := range []string{string(ch.UID), key, token, expiresAt} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // readLoginSecret returns the token of a completed Business Login, or the

@@ -44,6 +44,9 @@ type ChannelOptions struct {
 	ResyncInterval time.Duration
 	// PublicURL is the receiver's external base URL (--public-url).
 	PublicURL string
+	// HashKey keys the fingerprint of initial token Secrets in status
+	// (LoadOrCreateHashKey).
+	HashKey []byte
 }
 
 // Defaults of ChannelOptions.

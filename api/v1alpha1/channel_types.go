@@ -153,8 +153,10 @@ type TokenStatus struct {
 	// here so a restart does not move it.
 	// +optional
 	NextRefreshAt *metav1.Time `json:"nextRefreshAt,omitempty"`
-	// initialSecretHash is a SHA-256 over the initial token Secret's key, so a
-	// changed Secret is noticed without keeping the token anywhere else.
+	// initialSecretHash is a keyed MAC (HMAC-SHA256 under a key only the
+	// manager holds) over the initial token Secret's key, so a changed Secret
+	// is noticed without keeping the token anywhere else, and nobody can test
+	// guesses of the value against it. Internal bookkeeping.
 	// +optional
 	InitialSecretHash string `json:"initialSecretHash,omitempty"`
 	// failures counts consecutive failed refresh or exchange attempts; it

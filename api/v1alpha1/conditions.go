@@ -170,6 +170,14 @@ const (
 	LoginSecretKeyError            = "error"
 	LoginSecretKeyErrorDescription = "errorDescription"
 
+	// HashKeySecretName (in the operator's namespace, type HashKeySecretType,
+	// key HashKeySecretKey) holds the manager's key for the fingerprint of
+	// initial token Secrets in status.token.initialSecretHash. The manager
+	// creates it on first start.
+	HashKeySecretName = "instagram-operator-hash-key"
+	HashKeySecretType = "instagram.leadchat.io/hash-key"
+	HashKeySecretKey  = "key"
+
 	// TokenSecretType is the type of the managed token Secret.
 	TokenSecretType = "instagram.leadchat.io/access-token"
 

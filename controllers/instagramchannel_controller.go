@@ -169,6 +169,7 @@ func (r *InstagramChannelReconciler) Reconcile(ctx context.Context, req ctrl.Req
 			retErr = errors.Join(retErr, err)
 		}
 	}()
+	migrateStatus(&ch.Status)
 
 	if !ch.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, run)

@@ -223,9 +223,18 @@ type InstagramChannelStatus struct {
 	// +optional
 	SubscribedFields []string `json:"subscribedFields,omitempty"`
 
-	// subscriptionCheckedAt is when the operator last subscribed the account
-	// (first connection, changed fields, a new token, or repaired drift).
-	// The periodic drift check is not recorded here, so it writes nothing.
+	// subscribedAt is when the operator last subscribed the account's
+	// webhooks (first connection, changed fields, a new token, or repaired
+	// drift). The periodic drift check is not recorded here, so it writes
+	// nothing.
+	// +optional
+	SubscribedAt *metav1.Time `json:"subscribedAt,omitempty"`
+
+	// subscriptionCheckedAt is the former name of subscribedAt (it never
+	// recorded the periodic checks). The manager moves a value found here
+	// to subscribedAt and clears it.
+	//
+	// Deprecated: read subscribedAt.
 	// +optional
 	SubscriptionCheckedAt *metav1.Time `json:"subscriptionCheckedAt,omitempty"`
 

@@ -409,9 +409,16 @@ func (s *Server) deliver(r *http.Request, w http.ResponseWriter) (int, string) {
 		return http.StatusServiceUnavailable, "unavailable"
 	}
 	if len(apps) == 0 {
+		// On an app's path: that app has no credentials (it is gone, or
+		// the dashboard names the wrong one). On the shared path: there is
+		// no app to match, so the signature matches none.
+		cause := causeSignature
+		if r.PathValue("app") != "" {
+			cause = causeUnknownApp
+		}
 		s.failures.fail(client, s.opts.Clock.Now())
-		rejectedTotal.WithLabelValues(causeUnknownApp).Inc()
-		log.Info("Delivery refused", "cause", causeUnknownApp)
+		rejectedTotal.WithLabelValues(cause).Inc()
+		log.Info("Delivery refused", "cause", cause)
 		return http.StatusUnauthorized, "invalid signature"
 	}
 

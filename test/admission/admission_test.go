@@ -220,6 +220,37 @@ var _ = Describe("the manager under its generated role", func() {
 
 		Expect(manager.Create(ctx, secret(tenantNS, "sales-instagram-token", igv1.TokenSecretType))).To(Succeed())
 		Expect(manager.Create(ctx, secret(localenv.SystemNamespace, "igapp-x", igv1.AppCredentialsSecretType))).To(Succeed())
+		Expect(manager.Create(ctx, secret(localenv.SystemNamespace, igv1.HashKeySecretName, igv1.HashKeySecretType))).To(Succeed())
+	})
+
+	It("labels a Secret it references but cannot change the data or annotations of one that is not its own", func() {
+		boot := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "bootstrap-token-abcdef", Namespace: "kube-system"},
+			Type:       corev1.SecretTypeBootstrapToken,
+			StringData: map[string]string{"token-id": "abcdef", "token-secret": "0123456789abcdef", "usage-bootstrap-authentication": "true"},
+		}
+		Expect(admin.Create(ctx, boot)).To(Succeed())
+		Expect(manager.Get(ctx, client.ObjectKeyFromObject(boot), boot)).To(Succeed())
+
+		patch := client.MergeFrom(boot.DeepCopy())
+		boot.Labels = map[string]string{igv1.LabelWatch: "true"}
+		Expect(manager.Patch(ctx, boot, patch)).To(Succeed(), "labelling for the cache is allowed")
+
+		patch = client.MergeFrom(boot.DeepCopy())
+		boot.Data["auth-extra-groups"] = []byte("system:masters")
+		Expect(manager.Patch(ctx, boot, patch)).To(MatchError(ContainSubstring("may only label a Secret of type bootstrap.kubernetes.io/token")))
+
+		Expect(manager.Get(ctx, client.ObjectKeyFromObject(boot), boot)).To(Succeed())
+		patch = client.MergeFrom(boot.DeepCopy())
+		boot.Annotations = map[string]string{"x": "y"}
+		Expect(forbidden(manager.Patch(ctx, boot, patch))).To(BeTrue())
+
+		By("its own Secrets it writes as it needs")
+		token := secret(tenantNS, "ops-instagram-token", igv1.TokenSecretType)
+		Expect(manager.Create(ctx, token)).To(Succeed())
+		patch = client.MergeFrom(token.DeepCopy())
+		token.Data = map[string][]byte{igv1.TokenSecretKeyAccessToken: []byte("IGAA-refreshed")}
+		Expect(manager.Patch(ctx, token, patch)).To(Succeed())
 	})
 })
 

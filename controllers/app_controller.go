@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/names"
 )
 
 // Paths the webhook receiver serves under --public-url.
@@ -49,7 +52,11 @@ type AppObject interface {
 
 // AppReconciler checks an app's credentials: the referenced Secret exists and
 // holds appSecret and verifyToken. It publishes the URLs to paste into the
-// Meta dashboard. One reconciler type serves both kinds.
+// Meta dashboard, and copies the keys the webhook receiver needs into a
+// Secret of the operator's namespace (names.AppCredentialsSecretName): the
+// receiver reads Secrets of that namespace only, so it has no access to the
+// tenant namespaces where InstagramApp Secrets and channel tokens live. One
+// reconciler type serves both kinds.
 type AppReconciler struct {
 	client.Client
 	// APIReader reads a referenced Secret that is not yet labelled for the
@@ -57,7 +64,8 @@ type AppReconciler struct {
 	APIReader client.Reader
 	// Cluster is true for ClusterInstagramApp.
 	Cluster bool
-	// ClusterResourceNamespace holds the Secrets of ClusterInstagramApps.
+	// ClusterResourceNamespace holds the Secrets of ClusterInstagramApps and
+	// the app credentials published for the receiver.
 	ClusterResourceNamespace string
 	// PublicURL is the receiver's external base URL (--public-url).
 	PublicURL string
@@ -65,7 +73,7 @@ type AppReconciler struct {
 
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps;clusterinstagramapps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps/status;clusterinstagramapps/status,verbs=get;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch;create;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 func (r *AppReconciler) newObject() AppObject {
@@ -88,7 +96,13 @@ func (r *AppReconciler) secretNamespace(app AppObject) string {
 func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	app := r.newObject()
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			// Gone: so are its published credentials. This also sweeps what
+			// an app deleted while the manager was down left behind: every
+			// published Secret maps back to its app when the cache starts.
+			return ctrl.Result{}, r.unpublish(ctx, req.Namespace, req.Name)
+		}
+		return ctrl.Result{}, err
 	}
 	original := app.DeepCopyObject().(AppObject)
 	defer func() {
@@ -102,9 +116,17 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result
 
 	status := app.AppStatus()
 	status.ObservedGeneration = app.GetGeneration()
-	status.WebhookURL, status.RedirectURL = PublicURLs(r.PublicURL)
+	status.WebhookURL, status.RedirectURL = PublicURLs(r.PublicURL, r.kind(), app.GetNamespace(), app.GetName())
 
-	reason, msg, err := r.checkSecret(ctx, app)
+	secret, reason, msg, err := r.checkSecret(ctx, app)
+	if err == nil {
+		if reason == "" {
+			err = r.publish(ctx, app, secret)
+		} else {
+			// Credentials that are gone or refused sign nothing any more.
+			err = r.unpublish(ctx, app.GetNamespace(), app.GetName())
+		}
+	}
 	if err != nil {
 		markCondition(app, igv1.ConditionReconciling, metav1.ConditionTrue, igv1.ReasonProgressing, "reading the app Secret: "+err.Error())
 		return ctrl.Result{}, err
@@ -125,23 +147,49 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result
 	return ctrl.Result{}, nil
 }
 
-// checkSecret returns a reason and message when the app's Secret is not
-// usable, or an error when it could not be read.
-func (r *AppReconciler) checkSecret(ctx context.Context, app AppObject) (reason, message string, err error) {
+// checkSecret returns the app's Secret, or a reason and message when it is
+// not usable, or an error when it could not be read.
+func (r *AppReconciler) checkSecret(ctx context.Context, app AppObject) (secret *corev1.Secret, reason, message string, err error) {
 	ref := types.NamespacedName{Namespace: r.secretNamespace(app), Name: app.AppSpec().SecretRef.Name}
-	secret, err := GetWatchedSecret(ctx, r.Client, r.APIReader, ref, igv1.LabelAppCredentials)
+	secret, err = r.getAppSecret(ctx, ref)
 	if apierrors.IsNotFound(err) {
-		return igv1.ReasonSecretNotFound, fmt.Sprintf("Secret %s not found", ref), nil
+		return nil, igv1.ReasonSecretNotFound, fmt.Sprintf("Secret %s not found", ref), nil
 	}
 	if err != nil {
-		return "", "", err
+		return nil, "", "", err
 	}
-	return CheckAppSecret(secret)
+	reason, message, err = CheckAppSecret(secret)
+	return secret, reason, message, err
+}
+
+// getAppSecret reads an app's Secret, labelling it for the cache unless it
+// is refused anyway: a refused Secret must not be pulled into any cache.
+func (r *AppReconciler) getAppSecret(ctx context.Context, ref types.NamespacedName) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, ref, secret)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, ref, secret)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if refusedAsAppSecret(secret) {
+		return secret, nil
+	}
+	return GetWatchedSecret(ctx, r.Client, r.APIReader, ref)
 }
 
 // CheckAppSecret returns a reason and message when an app Secret lacks a
-// needed key; both empty when it is usable. Key names only, never values.
+// needed key or is not an app Secret at all; both empty when it is usable.
+// Key names only, never values.
+//
+// A channel's token Secret (and the Secrets the operator itself writes) are
+// refused whatever keys they hold: an app naming one would otherwise have
+// its content copied next to the receiver, the one internet-facing part.
 func CheckAppSecret(secret *corev1.Secret) (reason, message string, err error) {
+	if refusedAsAppSecret(secret) {
+		return igv1.ReasonSecretNotAppCredentials, fmt.Sprintf("Secret %s/%s is a Secret the operator writes (a channel token or a hand-over), not app credentials", secret.Namespace, secret.Name), nil
+	}
 	var missing []string
 	for _, key := range []string{igv1.AppSecretKeyAppSecret, igv1.AppSecretKeyVerifyToken} {
 		if len(secret.Data[key]) == 0 {
@@ -154,9 +202,139 @@ func CheckAppSecret(secret *corev1.Secret) (reason, message string, err error) {
 	return "", "", nil
 }
 
-// PublicURLs derives the webhook callback and OAuth redirect URLs from the
-// receiver's public base URL; both empty when it is not set.
-func PublicURLs(publicURL string) (webhookURL, redirectURL string) {
+// refusedAsAppSecret: the operator's own Secret types, and anything labelled
+// as a channel's (token and login Secrets carry the channel label).
+func refusedAsAppSecret(secret *corev1.Secret) bool {
+	switch secret.Type {
+	case igv1.TokenSecretType, igv1.LoginSecretType, igv1.AppCredentialsSecretType, corev1.SecretTypeServiceAccountToken:
+		return true
+	}
+	_, channel := secret.Labels[igv1.LabelChannel]
+	return channel
+}
+
+func (r *AppReconciler) kind() string {
+	if r.Cluster {
+		return igv1.KindClusterInstagramApp
+	}
+	return igv1.KindInstagramApp
+}
+
+// publishedKey is where the receiver's copy of an app's credentials lives.
+func (r *AppReconciler) publishedKey(namespace, name string) types.NamespacedName {
+	if r.Cluster {
+		namespace = ""
+	}
+	return types.NamespacedName{
+		Namespace: r.ClusterResourceNamespace,
+		Name:      names.AppCredentialsSecretName(r.kind(), namespace, name),
+	}
+}
+
+// publish writes the receiver's copy of the app's credentials: the keys a
+// signature check and the handshake need, nothing else of the source
+// Secret. Written only when it differs, so a quiet app makes no write.
+func (r *AppReconciler) publish(ctx context.Context, app AppObject, source *corev1.Secret) error {
+	key := r.publishedKey(app.GetNamespace(), app.GetName())
+	data := map[string][]byte{}
+	for _, k := range []string{igv1.AppSecretKeyAppSecret, igv1.AppSecretKeyPreviousAppSecret, igv1.AppSecretKeyVerifyToken} {
+		if v := source.Data[k]; len(v) > 0 {
+			data[k] = v
+		}
+	}
+	appNamespace := app.GetNamespace()
+	want := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: key.Namespace,
+			Name:      key.Name,
+			Labels: map[string]string{
+				igv1.LabelWatch:          "true",
+				igv1.LabelAppCredentials: "true",
+			},
+			Annotations: map[string]string{
+				igv1.AnnotationAppKind:      r.kind(),
+				igv1.AnnotationAppNamespace: appNamespace,
+				igv1.AnnotationAppName:      app.GetName(),
+			},
+		},
+		Type: igv1.AppCredentialsSecretType,
+		Data: data,
+	}
+	if r.Cluster {
+		// A namespaced object may have a cluster-scoped owner: the copy goes
+		// with the app even if the manager misses the deletion. (An
+		// InstagramApp lives in another namespace, which an owner reference
+		// cannot name; reconciling its absence removes the copy.)
+		want.OwnerReferences = []metav1.OwnerReference{{
+			APIVersion:         igv1.GroupVersion.String(),
+			Kind:               igv1.KindClusterInstagramApp,
+			Name:               app.GetName(),
+			UID:                app.GetUID(),
+			BlockOwnerDeletion: ptr.To(false),
+		}}
+	}
+	existing := &corev1.Secret{}
+	err := r.Get(ctx, key, existing)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, existing)
+	}
+	if apierrors.IsNotFound(err) {
+		if err := r.Create(ctx, want); err != nil {
+			return fmt.Errorf("publish credentials to Secret %s: %w", key, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get published credentials %s: %w", key, err)
+	}
+	if existing.Type != igv1.AppCredentialsSecretType {
+		return fmt.Errorf("secret %s exists and is not of type %s; the operator will not overwrite it", key, igv1.AppCredentialsSecretType)
+	}
+	if equality.Semantic.DeepEqual(existing.Data, want.Data) &&
+		subsetOf(want.Labels, existing.Labels) && subsetOf(want.Annotations, existing.Annotations) &&
+		equality.Semantic.DeepEqual(existing.OwnerReferences, want.OwnerReferences) {
+		return nil
+	}
+	patch := client.MergeFrom(existing.DeepCopy())
+	existing.Data = want.Data
+	existing.OwnerReferences = want.OwnerReferences
+	if existing.Labels == nil {
+		existing.Labels = map[string]string{}
+	}
+	maps.Copy(existing.Labels, want.Labels)
+	if existing.Annotations == nil {
+		existing.Annotations = map[string]string{}
+	}
+	maps.Copy(existing.Annotations, want.Annotations)
+	if err := r.Patch(ctx, existing, patch); err != nil {
+		return fmt.Errorf("update published credentials %s: %w", key, err)
+	}
+	return nil
+}
+
+// unpublish deletes the receiver's copy of an app's credentials, if any.
+func (r *AppReconciler) unpublish(ctx context.Context, namespace, name string) error {
+	key := r.publishedKey(namespace, name)
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete published credentials %s: %w", key, err)
+	}
+	return nil
+}
+
+func subsetOf(want, have map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// PublicURLs derives an app's webhook callback URL (its own path, see
+// names.AppWebhookPath) and the OAuth redirect URL from the receiver's
+// public base URL; both empty when it is not set.
+func PublicURLs(publicURL, kind, namespace, name string) (webhookURL, redirectURL string) {
 	if publicURL == "" {
 		return "", ""
 	}
@@ -165,7 +343,7 @@ func PublicURLs(publicURL string) (webhookURL, redirectURL string) {
 		return "", ""
 	}
 	base := strings.TrimSuffix(u.String(), "/")
-	return base + WebhookPath, base + CallbackPath
+	return base + names.AppWebhookPath(kind, namespace, name), base + CallbackPath
 }
 
 // GetWatchedSecret reads a Secret the operator references. The cache only
@@ -244,6 +422,18 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // appsForSecret maps a watched Secret to the apps that reference it.
 func (r *AppReconciler) appsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	if o.GetNamespace() == r.ClusterResourceNamespace && o.GetAnnotations()[igv1.AnnotationAppKind] != "" {
+		// A published copy: its app, which may be gone (then the copy goes).
+		a := o.GetAnnotations()
+		if a[igv1.AnnotationAppKind] != r.kind() {
+			return nil
+		}
+		req := reconcile.Request{NamespacedName: types.NamespacedName{Name: a[igv1.AnnotationAppName]}}
+		if !r.Cluster {
+			req.Namespace = a[igv1.AnnotationAppNamespace]
+		}
+		return []reconcile.Request{req}
+	}
 	opts := []client.ListOption{client.MatchingFields{appSecretRefIndex: o.GetName()}}
 	var reqs []reconcile.Request
 	if r.Cluster {

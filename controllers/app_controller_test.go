@@ -4,6 +4,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -11,16 +12,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/names"
 )
 
 var _ = Describe("App controller", func() {
 	var (
-		ns string
-		r  *AppReconciler
+		ns   string
+		opNS string // the operator's namespace: where credentials are published
+		r    *AppReconciler
 	)
 	BeforeEach(func() {
 		ns = newTestNamespace(suiteCtx, "igapp-")
-		r = &AppReconciler{Client: k8sClient, APIReader: k8sClient, PublicURL: "https://hooks.example.com/"}
+		opNS = newTestNamespace(suiteCtx, "igop-")
+		r = &AppReconciler{Client: k8sClient, APIReader: k8sClient, PublicURL: "https://hooks.example.com/", ClusterResourceNamespace: opNS}
 	})
 
 	reconcile := func(name string) ctrl.Result {
@@ -56,26 +60,96 @@ var _ = Describe("App controller", func() {
 		Expect(app.Status.ObservedGeneration).To(Equal(app.Generation))
 	}
 
-	It("is Ready with both keys, publishes the dashboard URLs and labels the Secret for the caches", func() {
-		createSecret("creds", map[string]string{"appSecret": "s3cr3t", "verifyToken": "v"})
+	published := func(name string) (*corev1.Secret, error) {
+		s := &corev1.Secret{}
+		err := k8sClient.Get(suiteCtx, types.NamespacedName{Namespace: opNS, Name: names.AppCredentialsSecretName(igv1.KindInstagramApp, ns, name)}, s)
+		return s, err
+	}
+
+	It("is Ready with both keys, publishes its own webhook URL and the receiver's copy of its credentials", func() {
+		createSecret("creds", map[string]string{"appSecret": "s3cr3t", "verifyToken": "v", "unrelated": "not-for-the-receiver"})
 		createApp("acme", "creds")
 		Expect(reconcile("acme").RequeueAfter).To(BeZero())
 		app := get("acme")
 		expectReady(app, metav1.ConditionTrue, igv1.ReasonReady)
 		Expect(meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionStalled)).To(BeNil())
-		Expect(app.Status.WebhookURL).To(Equal("https://hooks.example.com/webhooks/instagram"))
+		Expect(app.Status.WebhookURL).To(Equal("https://hooks.example.com/webhooks/instagram/apps/" + ns + "/acme"))
 		Expect(app.Status.RedirectURL).To(Equal("https://hooks.example.com/instagram/callback"))
 
 		secret := &corev1.Secret{}
 		Expect(k8sClient.Get(suiteCtx, types.NamespacedName{Namespace: ns, Name: "creds"}, secret)).To(Succeed())
 		Expect(secret.Labels).To(HaveKeyWithValue(igv1.LabelWatch, "true"))
-		Expect(secret.Labels).To(HaveKeyWithValue(igv1.LabelAppCredentials, "true"))
+		Expect(secret.Labels).NotTo(HaveKey(igv1.LabelAppCredentials), "the source stays out of the receiver's cache")
+
+		By("the copy in the operator's namespace holds only what the receiver needs")
+		copy, err := published("acme")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(copy.Type).To(Equal(corev1.SecretType(igv1.AppCredentialsSecretType)))
+		Expect(copy.Labels).To(HaveKeyWithValue(igv1.LabelAppCredentials, "true"))
+		Expect(copy.Annotations).To(Equal(map[string]string{
+			igv1.AnnotationAppKind: igv1.KindInstagramApp, igv1.AnnotationAppNamespace: ns, igv1.AnnotationAppName: "acme",
+		}))
+		Expect(copy.Data).To(Equal(map[string][]byte{"appSecret": []byte("s3cr3t"), "verifyToken": []byte("v")}))
 
 		By("a second reconcile writes nothing")
 		before := get("acme").ResourceVersion
+		copyVersion := copy.ResourceVersion
 		reconcile("acme")
 		Expect(get("acme").ResourceVersion).To(Equal(before))
+		copy, err = published("acme")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(copy.ResourceVersion).To(Equal(copyVersion))
+
+		By("a rotation reaches the copy")
 		Expect(k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
+		secret.Data["previousAppSecret"] = secret.Data["appSecret"]
+		secret.Data["appSecret"] = []byte("n3w")
+		Expect(k8sClient.Update(suiteCtx, secret)).To(Succeed())
+		reconcile("acme")
+		copy, err = published("acme")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(copy.Data["appSecret"])).To(Equal("n3w"))
+		Expect(string(copy.Data["previousAppSecret"])).To(Equal("s3cr3t"))
+
+		By("deleting the app removes the copy")
+		Expect(k8sClient.Delete(suiteCtx, get("acme"))).To(Succeed())
+		reconcile("acme")
+		_, err = published("acme")
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
+	})
+
+	It("refuses a channel's token Secret as app credentials, without labelling or copying it", func() {
+		Expect(k8sClient.Create(suiteCtx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "support-instagram-token", Namespace: ns},
+			Type:       igv1.TokenSecretType,
+			StringData: map[string]string{"appSecret": "IGAA-token", "verifyToken": "v", "accessToken": "IGAA-token"},
+		})).To(Succeed())
+		Expect(k8sClient.Create(suiteCtx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "labelled", Namespace: ns, Labels: map[string]string{igv1.LabelChannel: "support"}},
+			StringData: map[string]string{"appSecret": "IGAA-token", "verifyToken": "v"},
+		})).To(Succeed())
+		for _, name := range []string{"support-instagram-token", "labelled"} {
+			createApp("steal-"+name, name)
+			reconcile("steal-" + name)
+			app := get("steal-" + name)
+			expectReady(app, metav1.ConditionFalse, igv1.ReasonSecretNotAppCredentials)
+			Expect(meta.IsStatusConditionTrue(app.Status.Conditions, igv1.ConditionStalled)).To(BeTrue())
+			Expect(meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionReady).Message).NotTo(ContainSubstring("IGAA"))
+			_, err := published("steal-" + name)
+			Expect(apierrors.IsNotFound(err)).To(BeTrue(), "copied: %v", err)
+			s := &corev1.Secret{}
+			Expect(k8sClient.Get(suiteCtx, types.NamespacedName{Namespace: ns, Name: name}, s)).To(Succeed())
+			Expect(s.Labels).NotTo(HaveKey(igv1.LabelAppCredentials))
+		}
+	})
+
+	It("maps a published copy back to its app, so a copy left behind is swept", func() {
+		copy := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: opNS, Name: "x", Annotations: map[string]string{
+			igv1.AnnotationAppKind: igv1.KindInstagramApp, igv1.AnnotationAppNamespace: ns, igv1.AnnotationAppName: "gone",
+		}}}
+		Expect(r.appsForSecret(suiteCtx, copy)).To(Equal([]ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: "gone"}}}))
+		cr := &AppReconciler{Client: k8sClient, APIReader: k8sClient, Cluster: true, ClusterResourceNamespace: opNS}
+		Expect(cr.appsForSecret(suiteCtx, copy)).To(BeEmpty(), "a namespaced app's copy is not a cluster app's")
 	})
 
 	It("is Stalled with SecretKeyMissing naming the keys, never their values", func() {

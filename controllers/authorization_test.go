@@ -13,6 +13,7 @@ import (
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/internal/oauthstate"
 )
 
@@ -71,10 +72,15 @@ func (e *channelEnv) writeLoginSecret(channel, nonce string, data map[string]str
 	GinkgoHelper()
 	Expect(k8sClient.Create(e.ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: e.ns, Name: LoginSecretName(channel),
-			Labels:      map[string]string{igv1.LabelChannel: channel, igv1.LabelWatch: "true"},
-			Annotations: map[string]string{igv1.AnnotationNonce: nonce},
+			Namespace: e.ns, Name: names.LoginSecretName(e.ns, channel),
+			Labels: map[string]string{igv1.LabelWatch: "true"},
+			Annotations: map[string]string{
+				igv1.AnnotationNonce:            nonce,
+				igv1.AnnotationChannelNamespace: e.ns,
+				igv1.AnnotationChannelName:      channel,
+			},
 		},
+		Type:       igv1.LoginSecretType,
 		StringData: data,
 	})).To(Succeed())
 }
@@ -154,7 +160,7 @@ var _ = Describe("Business Login authorization", func() {
 		stale := e.shortLived(acc.UserID)
 		e.writeLoginSecret("support", "not-the-nonce", map[string]string{igv1.TokenSecretKeyAccessToken: stale})
 		e.reconcile("support")
-		Expect(e.secretGone(LoginSecretName("support"))).To(BeTrue())
+		Expect(e.secretGone(names.LoginSecretName(e.ns, "support"))).To(BeTrue())
 		ch := e.channel("support")
 		expectCondition(ch, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonAwaitingAuthorization)
 		Expect(ch.Status.Authorization.Nonce).To(Equal(nonce))
@@ -168,7 +174,7 @@ var _ = Describe("Business Login authorization", func() {
 		Expect(ch.Status.AuthorizationURL).To(BeEmpty())
 		Expect(ch.Status.Authorization).To(BeNil(), "the used nonce is gone")
 		Expect(ch.Status.Token.Scopes).To(ConsistOf("instagram_business_basic", "instagram_business_manage_messages"))
-		Expect(e.secretGone(LoginSecretName("support"))).To(BeTrue())
+		Expect(e.secretGone(names.LoginSecretName(e.ns, "support"))).To(BeTrue())
 		Expect(e.ig.Subscriptions(acc.UserID)).To(Equal(defaultFields()))
 	})
 
@@ -190,7 +196,7 @@ var _ = Describe("Business Login authorization", func() {
 		Expect(ready.Message).To(ContainSubstring("declined"))
 		Expect(ready.Message).To(ContainSubstring("Permissions error"))
 		expectCondition(ch, igv1.ConditionStalled, metav1.ConditionTrue, igv1.ReasonAuthorizationDenied)
-		Expect(e.secretGone(LoginSecretName("support"))).To(BeTrue())
+		Expect(e.secretGone(names.LoginSecretName(e.ns, "support"))).To(BeTrue())
 		Expect(ch.Status.Authorization.Nonce).NotTo(Equal(oldState.Nonce))
 		Expect(ch.Status.Authorization.DeniedAt).NotTo(BeNil())
 		Expect(ch.Status.AuthorizationURL).NotTo(Equal(before.Status.AuthorizationURL))
@@ -203,7 +209,7 @@ var _ = Describe("Business Login authorization", func() {
 		e.writeLoginSecret("support", oldState.Nonce, map[string]string{igv1.TokenSecretKeyAccessToken: e.shortLived(e.newAccount("late").UserID)})
 		e.reconcile("support")
 		expectCondition(e.channel("support"), igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonAuthorizationDenied)
-		Expect(e.secretGone(LoginSecretName("support"))).To(BeTrue())
+		Expect(e.secretGone(names.LoginSecretName(e.ns, "support"))).To(BeTrue())
 	})
 
 	It("re-authorizes a channel whose token Instagram rejected (190) with force_reauth", func() {

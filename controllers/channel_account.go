@@ -57,10 +57,21 @@ func (r *InstagramChannelReconciler) checkOwnership(ctx context.Context, run *ch
 	if owner.UID == run.ch.UID {
 		return nil, nil
 	}
-	msg := fmt.Sprintf("account %s (userID %s) is already served by channel %s/%s; only the oldest channel of an account is active",
-		accountLabel(run.ch), userID, owner.Namespace, owner.Name)
+	msg := duplicateAccountMessage(run.ch, owner, userID)
 	r.setCondition(run, igv1.ConditionWebhookSubscribed, metav1.ConditionFalse, igv1.ReasonDuplicateAccount, msg)
 	return &halt{reason: igv1.ReasonDuplicateAccount, message: msg, stalled: true}, nil
+}
+
+// duplicateAccountMessage says which channel serves the account only when
+// it is in the same namespace: whoever reads this channel may not know of
+// another tenant's namespace and channel, and must not learn them here.
+func duplicateAccountMessage(ch, owner *igv1.InstagramChannel, userID string) string {
+	if owner.Namespace == ch.Namespace {
+		return fmt.Sprintf("account %s (userID %s) is already served by channel %s of this namespace; only one channel of an account is active",
+			accountLabel(ch), userID, owner.Name)
+	}
+	return fmt.Sprintf("account %s (userID %s) is already served by a channel in another namespace; only one channel of an account is active (ask your platform team)",
+		accountLabel(ch), userID)
 }
 
 // accountOwner is the oldest channel (creation time, then namespace/name)

@@ -85,7 +85,7 @@ func (r *InstagramChannelReconciler) resolveApp(ctx context.Context, ch *igv1.In
 	}
 
 	secretKey := types.NamespacedName{Namespace: secretNamespace, Name: obj.AppSpec().SecretRef.Name}
-	secret, err := GetWatchedSecret(ctx, r.Client, r.APIReader, secretKey, igv1.LabelAppCredentials)
+	secret, err := GetWatchedSecret(ctx, r.Client, r.APIReader, secretKey)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, &halt{reason: igv1.ReasonAppNotReady, message: fmt.Sprintf("Secret %s of %s %q not found", secretKey, kind, name)}, nil

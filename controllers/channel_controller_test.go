@@ -19,6 +19,7 @@ import (
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
+	"github.com/leadchat/instagram-operator/internal/names"
 )
 
 const day = 24 * time.Hour
@@ -175,7 +176,7 @@ var _ = Describe("InstagramChannel token adoption", func() {
 		e.reconcile("support")
 		ch = e.channel("support")
 		expectCondition(ch, igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
-		Expect(e.secretGone(LoginSecretName("support"))).To(BeTrue(), "the login Secret is consumed")
+		Expect(e.secretGone(names.LoginSecretName(e.ns, "support"))).To(BeTrue(), "the login Secret is consumed")
 		Expect(e.secret("support-instagram-token").Data).To(HaveKeyWithValue(igv1.TokenSecretKeyUserID, []byte(acc.UserID)))
 
 		By("deleting the managed Secret without an initial Secret: a new login is needed")
@@ -580,7 +581,7 @@ var _ = Describe("InstagramChannel account ownership", func() {
 
 		ch := e.channel("second")
 		ready := expectCondition(ch, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonDuplicateAccount)
-		Expect(ready.Message).To(ContainSubstring(e.ns + "/first"))
+		Expect(ready.Message).To(ContainSubstring("already served by channel first of this namespace"))
 		expectCondition(ch, igv1.ConditionStalled, metav1.ConditionTrue, igv1.ReasonDuplicateAccount)
 		expectCondition(ch, igv1.ConditionWebhookSubscribed, metav1.ConditionFalse, igv1.ReasonDuplicateAccount)
 		Expect(kstatusOf(ch)).To(Equal(status.FailedStatus))
@@ -673,7 +674,7 @@ var _ = Describe("InstagramChannel app resolution", func() {
 		e.updateSecret(testAppSecretName, map[string]string{igv1.AppSecretKeyAppSecret: "rotated-secret"})
 		e.reconcile("support")
 		expectCondition(e.channel("support"), igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
-		Expect(e.secretGone(LoginSecretName("support"))).To(BeTrue())
+		Expect(e.secretGone(names.LoginSecretName(e.ns, "support"))).To(BeTrue())
 	})
 })
 

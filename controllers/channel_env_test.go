@@ -33,6 +33,7 @@ import (
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
+	"github.com/leadchat/instagram-operator/internal/names"
 )
 
 // channelEnv is one channel test's world: a namespace, a cache restricted
@@ -322,9 +323,14 @@ func (e *channelEnv) loginSecret(channel, token string) {
 	GinkgoHelper()
 	Expect(k8sClient.Create(e.ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: e.ns, Name: LoginSecretName(channel),
-			Labels: map[string]string{igv1.LabelChannel: channel, igv1.LabelWatch: "true"},
+			Namespace: e.ns, Name: names.LoginSecretName(e.ns, channel),
+			Labels: map[string]string{igv1.LabelWatch: "true"},
+			Annotations: map[string]string{
+				igv1.AnnotationChannelNamespace: e.ns,
+				igv1.AnnotationChannelName:      channel,
+			},
 		},
+		Type: igv1.LoginSecretType,
 		Data: map[string][]byte{igv1.TokenSecretKeyAccessToken: []byte(token)},
 	})).To(Succeed())
 }

@@ -39,6 +39,11 @@ func (r *InstagramChannelReconciler) finalize(ctx context.Context, run *channelR
 		meta.RemoveStatusCondition(&ch.Status.Conditions, igv1.ConditionStalled)
 		return ctrl.Result{RequeueAfter: retryAfter}, nil
 	}
+	// A login handed over but never consumed lives in the operator's
+	// namespace, where no owner reference can tie it to the channel.
+	if err := r.deleteLeftoverLogin(ctx, ch); err != nil {
+		return ctrl.Result{}, err
+	}
 	patch := client.MergeFromWithOptions(ch.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(ch, igv1.ChannelFinalizer)
 	if err := r.Patch(ctx, ch, patch); err != nil {

@@ -92,7 +92,7 @@ func (r *InstagramChannelReconciler) reconcileSubscription(ctx context.Context, 
 		return r.subscriptionFailed(ctx, run, "subscribe the account's webhooks", err), nil
 	}
 	ch.Status.SubscribedFields = desired
-	setTime(&ch.Status.SubscriptionCheckedAt, run.now)
+	setTime(&ch.Status.SubscribedAt, run.now)
 	r.checkedAt.Store(ch.UID, run.now)
 	msg := fmt.Sprintf("account %s subscribed to %s", accountLabel(ch), strings.Join(desired, ", "))
 	r.setCondition(run, igv1.ConditionWebhookSubscribed, metav1.ConditionTrue, igv1.ReasonSubscribed, msg)

@@ -2,8 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -588,42 +586,32 @@ func (r *InstagramChannelReconciler) readInitialToken(ctx context.Context, run *
 		}
 		src.expiresAt = t.UTC().Truncate(time.Second)
 	}
-	src.hash = initialSecretHash(ch, keyName, token, rawExpiry)
+	src.hash = r.initialSecretHash(ch, keyName, token, rawExpiry)
 	return src, nil, nil
 }
 
-// initialSecretHash identifies the content of the initial Secret. Salted
-// with the channel's UID so that the status never offers a plain hash of a
-// token to compare guesses against.
-func initialSecretHash(ch *igv1.InstagramChannel, key, token, expiresAt string) string {
-	h := sha256.New()
-	for _, part := range []string{string(ch.UID), key, token, expiresAt} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
-
-// LoginSecretName is the Secret through which the OAuth callback hands a
-// completed login's short-lived token to the channel.
-func LoginSecretName(channel string) string { return channel + igv1.LoginSecretSuffix }
-
 // readLoginSecret returns the token of a completed Business Login, or the
-// denial of a declined one, if any. Only a Secret labelled for this channel
-// counts.
+// denial of a declined one, if any. The receiver writes it into the
+// operator's namespace (it has no access to the channel's), under
+// names.LoginSecretName; only a Secret of the login type whose annotations
+// name this very channel counts.
 func (r *InstagramChannelReconciler) readLoginSecret(ctx context.Context, ch *igv1.InstagramChannel) (*tokenSource, error) {
 	secret := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: ch.Namespace, Name: LoginSecretName(ch.Name)}, secret)
+	err := r.Get(ctx, r.loginSecretKey(ch), secret)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get login Secret: %w", err)
 	}
+	if !loginSecretFor(secret, ch) {
+		log.FromContext(ctx).Info("ignoring login Secret that is not for this channel", "secret", secret.Name)
+		return nil, nil
+	}
 	token := string(secret.Data[igv1.TokenSecretKeyAccessToken])
 	denial := string(secret.Data[igv1.LoginSecretKeyError])
-	if secret.Labels[igv1.LabelChannel] != ch.Name || (token == "" && denial == "") || !secret.DeletionTimestamp.IsZero() {
-		log.FromContext(ctx).Info("ignoring login Secret without channel label or token", "secret", secret.Name)
+	if (token == "" && denial == "") || !secret.DeletionTimestamp.IsZero() {
+		log.FromContext(ctx).Info("ignoring login Secret without token", "secret", secret.Name)
 		return nil, nil
 	}
 	if token == "" {

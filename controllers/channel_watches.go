@@ -72,13 +72,16 @@ func (r *InstagramChannelReconciler) addChannelsOfApp(ctx context.Context, s *re
 }
 
 // channelsForSecret maps a watched Secret to the channels that manage it
-// (token and login Secrets carry the channel label), reference it as their
+// (token Secrets carry the channel label, login Secrets name it in annotations), reference it as their
 // initial token, or use an app whose Secret it is.
 func (r *InstagramChannelReconciler) channelsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
 	var s requestSet
 	logger := log.FromContext(ctx)
 	if name := o.GetLabels()[igv1.LabelChannel]; name != "" {
 		s.add(types.NamespacedName{Namespace: o.GetNamespace(), Name: name})
+	}
+	if ch, ok := loginSecretChannel(o); ok && o.GetNamespace() == r.Options.ClusterResourceNamespace {
+		s.add(ch)
 	}
 
 	var byInitial igv1.InstagramChannelList

@@ -44,6 +44,9 @@ type ChannelOptions struct {
 	ResyncInterval time.Duration
 	// PublicURL is the receiver's external base URL (--public-url).
 	PublicURL string
+	// HashKey keys the fingerprint of initial token Secrets in status
+	// (LoadOrCreateHashKey).
+	HashKey []byte
 }
 
 // Defaults of ChannelOptions.
@@ -166,6 +169,7 @@ func (r *InstagramChannelReconciler) Reconcile(ctx context.Context, req ctrl.Req
 			retErr = errors.Join(retErr, err)
 		}
 	}()
+	migrateStatus(&ch.Status)
 
 	if !ch.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, run)

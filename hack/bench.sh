@@ -25,7 +25,7 @@ go_bench_args=()
 if [[ "${GO_BENCH:-1}" != "0" ]]; then
 	echo "== Go benchmarks"
 	# -run '^$' skips the tests (and their control planes); only benchmarks run.
-	go test -run '^$' -bench 'BenchmarkVerifyAndParse' -benchmem ./webhookserver/ | tee "$out/go-bench.txt"
+	go test -run '^$' -bench 'BenchmarkVerifyAndParse|BenchmarkForgedPost' -benchmem ./webhookserver/ | tee "$out/go-bench.txt"
 	go test -run '^$' -bench 'BenchmarkSendThroughput' -benchmem ./controllers/ | tee -a "$out/go-bench.txt"
 	go_bench_args=(-go-bench "$out/go-bench.txt")
 fi

@@ -7,7 +7,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -15,11 +14,13 @@ import (
 )
 
 var _ = Describe("the receiver's cache", func() {
-	It("holds app Secrets but never a channel's token Secret", func() {
+	It("holds the published app credentials but no other Secret, not even a tenant's app Secret", func() {
 		ctx := context.Background()
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cache-"}}
 		Expect(k8s.Create(ctx, ns)).To(Succeed())
-		app := &corev1.Secret{
+		published := publishApp(ctx, igv1.KindInstagramApp, ns.Name, "app", map[string]string{igv1.AppSecretKeyAppSecret: "s", igv1.AppSecretKeyVerifyToken: "v"})
+		// Labelled as earlier versions labelled app Secrets where they live.
+		tenantApp := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns.Name, Labels: map[string]string{igv1.LabelWatch: "true", igv1.LabelAppCredentials: "true"}},
 			StringData: map[string]string{igv1.AppSecretKeyAppSecret: "s", igv1.AppSecretKeyVerifyToken: "v"},
 		}
@@ -28,12 +29,21 @@ var _ = Describe("the receiver's cache", func() {
 			Type:       igv1.TokenSecretType,
 			StringData: map[string]string{igv1.TokenSecretKeyAccessToken: "IGAA-not-for-the-receiver"},
 		}
-		Expect(k8s.Create(ctx, app)).To(Succeed())
-		Expect(k8s.Create(ctx, token)).To(Succeed())
+		// In the operator's namespace too, only the published type counts.
+		other := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "labelled-opaque", Namespace: clusterNS, Labels: map[string]string{igv1.LabelAppCredentials: "true"}},
+			StringData: map[string]string{"k": "v"},
+		}
+		for _, s := range []*corev1.Secret{tenantApp, token, other} {
+			Expect(k8s.Create(ctx, s)).To(Succeed())
+		}
 
-		Eventually(func() error { return mgrCache.Get(ctx, client.ObjectKeyFromObject(app), &corev1.Secret{}) }).Should(Succeed())
-		Consistently(func() bool {
-			return apierrors.IsNotFound(mgrCache.Get(ctx, client.ObjectKeyFromObject(token), &corev1.Secret{}))
-		}).WithTimeout(time.Second).Should(BeTrue())
+		Eventually(func() error { return mgrCache.Get(ctx, client.ObjectKeyFromObject(published), &corev1.Secret{}) }).Should(Succeed())
+		Consistently(func(g Gomega) {
+			for _, s := range []*corev1.Secret{tenantApp, token, other} {
+				err := mgrCache.Get(ctx, client.ObjectKeyFromObject(s), &corev1.Secret{})
+				g.Expect(err).To(HaveOccurred(), "cached: %s/%s", s.Namespace, s.Name)
+			}
+		}).WithTimeout(time.Second).Should(Succeed())
 	})
 })

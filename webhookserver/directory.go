@@ -1,8 +1,11 @@
 package webhookserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -10,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/internal/routing"
 )
 
@@ -29,65 +33,129 @@ func IndexChannelUserID(obj client.Object) []string {
 
 // directory answers the receiver's two lookups from the informer cache: which
 // apps (and secrets) exist, and which channel serves an account. The cache
-// holds apps, channels and only the Secrets labelled for the operator, so both
-// lookups stay in memory and cost no API call on the hot path.
+// holds apps, channels and only the app credentials the manager publishes
+// into the operator's namespace, so both lookups stay in memory and cost no
+// API call on the hot path.
 type directory struct {
 	cache            client.Reader
 	clusterNamespace string
+	// maxSharedSecrets bounds the secrets a delivery on the shared path is
+	// checked against (see Options.MaxSharedPathSecrets).
+	maxSharedSecrets int
 }
 
 // unsafeRead lists without deep copies: the lookups only read the cached
 // objects and copy out the few strings they need.
 var unsafeRead = client.UnsafeDisableDeepCopy
 
-// credentials gathers every app that has a readable Secret. An app whose
-// Secret is missing (or not labelled for the cache) signs nothing we accept;
-// its own Ready condition, set by the manager, tells the platform team why.
+// credentials gathers the published credentials of every app, oldest
+// publication first (ties by name), so that a bound on how many are tried
+// keeps the apps that were there first. An app whose Secret is missing has
+// nothing published and signs nothing we accept; its own Ready condition,
+// set by the manager, tells the platform team why.
 func (d *directory) credentials(ctx context.Context) ([]AppCredentials, error) {
-	var clusterApps igv1.ClusterInstagramAppList
-	if err := d.cache.List(ctx, &clusterApps, unsafeRead); err != nil {
-		return nil, fmt.Errorf("list ClusterInstagramApps: %w", err)
+	var list corev1.SecretList
+	if err := d.cache.List(ctx, &list, client.InNamespace(d.clusterNamespace),
+		client.MatchingLabels{igv1.LabelAppCredentials: "true"}, unsafeRead); err != nil {
+		return nil, fmt.Errorf("list published app credentials: %w", err)
 	}
-	var apps igv1.InstagramAppList
-	if err := d.cache.List(ctx, &apps, unsafeRead); err != nil {
-		return nil, fmt.Errorf("list InstagramApps: %w", err)
+	secrets := make([]*corev1.Secret, 0, len(list.Items))
+	for i := range list.Items {
+		secrets = append(secrets, &list.Items[i])
 	}
-	out := make([]AppCredentials, 0, len(clusterApps.Items)+len(apps.Items))
-	for i := range clusterApps.Items {
-		a := &clusterApps.Items[i]
-		key := AppKey{Kind: igv1.KindClusterInstagramApp, Name: a.Name}
-		c, err := d.load(ctx, key, types.NamespacedName{Namespace: d.clusterNamespace, Name: a.Spec.SecretRef.Name})
-		if err != nil {
-			return nil, err
+	slices.SortFunc(secrets, func(a, b *corev1.Secret) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
 		}
-		if c != nil {
-			out = append(out, *c)
-		}
-	}
-	for i := range apps.Items {
-		a := &apps.Items[i]
-		key := AppKey{Kind: igv1.KindInstagramApp, Namespace: a.Namespace, Name: a.Name}
-		c, err := d.load(ctx, key, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.SecretRef.Name})
-		if err != nil {
-			return nil, err
-		}
-		if c != nil {
+		return strings.Compare(a.Name, b.Name)
+	})
+	out := make([]AppCredentials, 0, len(secrets))
+	for _, s := range secrets {
+		if c := published(s); c != nil {
 			out = append(out, *c)
 		}
 	}
 	return out, nil
 }
 
-func (d *directory) load(ctx context.Context, app AppKey, ref types.NamespacedName) (*AppCredentials, error) {
-	if ref.Name == "" || ref.Namespace == "" {
-		return nil, nil
+// sharedCredentials are the credentials a delivery on the shared path is
+// checked against: at most maxSharedSecrets secrets, whole apps only, so a
+// forged POST costs a bounded number of HMACs however many apps tenants
+// create. The rest are left out (skipped) and must use their own path.
+func (d *directory) sharedCredentials(ctx context.Context) (apps []AppCredentials, skipped int, err error) {
+	all, err := d.credentials(ctx)
+	if err != nil {
+		return nil, 0, err
 	}
+	budget := d.maxSharedSecrets
+	for i := range all {
+		n := len(all[i].Secrets)
+		if n > budget {
+			return apps, len(all) - i, nil
+		}
+		budget -= n
+		apps = append(apps, all[i])
+	}
+	return apps, 0, nil
+}
+
+// appCredentials are the published credentials of one app, nil when there
+// are none.
+func (d *directory) appCredentials(ctx context.Context, app AppKey) (*AppCredentials, error) {
 	var s corev1.Secret
-	if err := d.cache.Get(ctx, ref, &s); err != nil {
+	key := types.NamespacedName{Namespace: d.clusterNamespace, Name: names.AppCredentialsSecretName(app.Kind, app.Namespace, app.Name)}
+	if err := d.cache.Get(ctx, key, &s, unsafeRead); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("get Secret of %s: %w", app, err)
+		return nil, fmt.Errorf("get published credentials of %s: %w", app, err)
+	}
+	c := published(&s)
+	if c == nil || c.App != app {
+		// A name collision or a Secret not written by the manager.
+		return nil, nil
+	}
+	return c, nil
+}
+
+// coSigners are the apps other than signer whose secrets include the one
+// that verified a delivery: several app objects may stand for one Meta app
+// (a ClusterInstagramApp for the platform and an InstagramApp a team made
+// for the same app ID), and each of them signed it. Finding them compares
+// stored secrets with each other, never the body: no HMAC.
+func coSigners(apps []AppCredentials, secret []byte, signer AppKey) []AppKey {
+	var out []AppKey
+	for i := range apps {
+		if apps[i].App == signer {
+			continue
+		}
+		for _, s := range apps[i].Secrets {
+			if bytes.Equal(s, secret) {
+				out = append(out, apps[i].App)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// published reads a published app-credentials Secret; nil when it is not one
+// (wrong type or no app named).
+func published(s *corev1.Secret) *AppCredentials {
+	a := s.Annotations
+	if s.Type != igv1.AppCredentialsSecretType || a[igv1.AnnotationAppName] == "" {
+		return nil
+	}
+	app := AppKey{Kind: a[igv1.AnnotationAppKind], Namespace: a[igv1.AnnotationAppNamespace], Name: a[igv1.AnnotationAppName]}
+	switch app.Kind {
+	case igv1.KindClusterInstagramApp:
+		app.Namespace = ""
+	case igv1.KindInstagramApp:
+		if app.Namespace == "" {
+			return nil
+		}
+	default:
+		return nil
 	}
 	c := &AppCredentials{App: app, VerifyToken: s.Data[igv1.AppSecretKeyVerifyToken]}
 	for _, k := range []string{igv1.AppSecretKeyAppSecret, igv1.AppSecretKeyPreviousAppSecret} {
@@ -95,7 +163,7 @@ func (d *directory) load(ctx context.Context, app AppKey, ref types.NamespacedNa
 			c.Secrets = append(c.Secrets, v)
 		}
 	}
-	return c, nil
+	return c
 }
 
 // route is the channel an entry is written to.

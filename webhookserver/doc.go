@@ -6,9 +6,13 @@
 // # Verification
 //
 // A POST is read whole, up to a size limit (413 past it), and its
-// X-Hub-Signature-256 is checked over the raw bytes, in constant time, against
-// the appSecret and previousAppSecret of every known app, before any JSON is
-// decoded (401 otherwise). The app whose secret matched is the only app whose
+// X-Hub-Signature-256 is checked over the raw bytes, in constant time, before
+// any JSON is decoded (401 otherwise): on an app's own path
+// (/webhooks/instagram/apps/<namespace>/<name>,
+// /webhooks/instagram/clusterapps/<name>) against that app's appSecret and
+// previousAppSecret only; on the shared path /webhooks/instagram against
+// those of a bounded number of apps (Options.MaxSharedPathSecrets). A client
+// whose signatures keep failing gets 429 before its body is read. The app whose secret matched is the only app whose
 // channels the delivery may write to: an entry for an account served by a
 // channel of another app is skipped and counted
 // (instagram_webhook_rejected_total{cause="unknown_app_entry"}), and the rest
@@ -63,16 +67,21 @@
 //
 // # Caching
 //
-// Apps, channels and the Secrets labelled instagram.leadchat.io/watch=true
-// are read from the informer cache (see CacheOptions). InstagramMessage
+// Apps, channels and the app credentials the manager publishes into the
+// operator's namespace are read from the informer cache (see CacheOptions). InstagramMessage
 // objects are never cached: the few reads the receiver makes of them go to
 // the API server.
 package webhookserver
 
-// RBAC of the receiver (make manifests writes config/rbac/webhookserver).
+// RBAC of the receiver (make manifests writes config/rbac/webhookserver):
+// cluster-wide it reads apps and channels and writes messages; Secrets it
+// may touch only in the operator's namespace ("system", which kustomize
+// renames), where the manager publishes app credentials and the Business
+// Login callback creates its hand-over Secret (never updates one: an
+// existing Secret means the login was already handed over). No
+// cluster-wide Secret verb: the only internet-facing part cannot read a
+// channel's token.
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps;clusterinstagramapps;instagramchannels,verbs=get;list;watch
-// The Business Login callback creates the channel's login Secret (never
-// updates one: an existing Secret means the login was already handed over).
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",namespace=system,resources=secrets,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagrammessages,verbs=get;list;create;patch;delete
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagrammessages/status,verbs=get;patch

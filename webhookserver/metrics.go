@@ -44,6 +44,12 @@ const (
 	causeNoChannelYet = "no_channel_yet"
 	causeVerifyToken  = "verify_token"
 	causeUnavailable  = "unavailable"
+	// causeRateLimited: the client's signatures failed too often; refused
+	// with 429 before its body was read.
+	causeRateLimited = "rate_limited"
+	// causeUnknownApp: the path names no app with published credentials,
+	// or the shared path is off.
+	causeUnknownApp = "unknown_app"
 )
 
 var (

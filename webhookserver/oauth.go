@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,12 +16,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/internal/oauthstate"
 )
 
@@ -147,7 +146,7 @@ func (h *loginHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *loginHandler) callback(r *http.Request) page {
 	now := h.s.opts.Clock.Now()
 	log := h.log.WithValues("remote", r.RemoteAddr)
-	if !h.limiter.allow(clientIP(r), now) {
+	if !h.limiter.allow(h.s.clients.of(r), now) {
 		return rateLimitedPage()
 	}
 	if len(r.URL.RawQuery) > h.opts.MaxQueryBytes {
@@ -211,7 +210,7 @@ func (h *loginHandler) callback(r *http.Request) page {
 	// live read: the receiver caches app Secrets only); the create below
 	// refuses it too.
 	pending := &corev1.Secret{}
-	if err := h.s.opts.APIReader.Get(ctx, types.NamespacedName{Namespace: ch.Namespace, Name: ch.Name + igv1.LoginSecretSuffix}, pending); err == nil &&
+	if err := h.s.opts.APIReader.Get(ctx, h.loginSecretKey(ch), pending); err == nil &&
 		pending.Annotations[igv1.AnnotationNonce] == st.Nonce {
 		log.Info("Login callback refused", "outcome", outcomeStateUsed, "reason", "login for this state already handed over")
 		return stateUsedPage(ch)
@@ -272,28 +271,31 @@ func (h *loginHandler) denied(ctx context.Context, log logr.Logger, ch *igv1.Ins
 	return deniedPage(ch, desc)
 }
 
-// writeLogin creates the channel's login Secret. Create, never update: a
-// Secret already there for the same nonce means this state was used.
+// loginSecretKey is where a login for ch is handed over: the operator's
+// namespace, the only one whose Secrets the receiver may touch.
+func (h *loginHandler) loginSecretKey(ch *igv1.InstagramChannel) types.NamespacedName {
+	return types.NamespacedName{Namespace: h.s.opts.ClusterResourceNamespace, Name: names.LoginSecretName(ch.Namespace, ch.Name)}
+}
+
+// writeLogin creates the login Secret of ch in the operator's namespace.
+// Create, never update: a Secret already there for the same nonce means
+// this state was used. No owner reference (it cannot cross namespaces): the
+// manager deletes the Secret when it consumes it, or when the channel goes.
 func (h *loginHandler) writeLogin(ctx context.Context, log logr.Logger, ch *igv1.InstagramChannel, st oauthstate.State, data map[string][]byte) (page, bool) {
+	key := h.loginSecretKey(ch)
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: ch.Namespace,
-			Name:      ch.Name + igv1.LoginSecretSuffix,
-			Labels: map[string]string{
-				igv1.LabelChannel: ch.Name,
-				igv1.LabelWatch:   "true",
+			Namespace: key.Namespace,
+			Name:      key.Name,
+			Labels:    map[string]string{igv1.LabelWatch: "true"},
+			Annotations: map[string]string{
+				igv1.AnnotationNonce:            st.Nonce,
+				igv1.AnnotationChannelNamespace: ch.Namespace,
+				igv1.AnnotationChannelName:      ch.Name,
+				igv1.AnnotationChannelUID:       string(ch.UID),
 			},
-			Annotations: map[string]string{igv1.AnnotationNonce: st.Nonce},
-			// Goes with the channel if the manager never consumes it.
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: igv1.GroupVersion.String(),
-				Kind:       "InstagramChannel",
-				Name:       ch.Name,
-				UID:        ch.UID,
-				Controller: ptr.To(false),
-			}},
 		},
-		Type: corev1.SecretTypeOpaque,
+		Type: igv1.LoginSecretType,
 		Data: data,
 	}
 	err := h.s.opts.Client.Create(ctx, secret)
@@ -314,14 +316,14 @@ func (h *loginHandler) writeLogin(ctx context.Context, log logr.Logger, ch *igv1
 	return unavailablePage(), false
 }
 
-// loginApp reads the app a channel uses and its credentials from the cache;
-// nil when the app or its Secret is missing.
+// loginApp reads the app a channel uses from the cache, and its credentials
+// from what the manager published; nil when the app or its credentials are
+// missing.
 func (d *directory) loginApp(ctx context.Context, ch *igv1.InstagramChannel) (*loginApp, error) {
 	key := appOf(ch)
 	var (
 		spec   igv1.AppSpec
 		status igv1.AppStatus
-		ref    types.NamespacedName
 	)
 	switch key.Kind {
 	case igv1.KindClusterInstagramApp:
@@ -330,33 +332,23 @@ func (d *directory) loginApp(ctx context.Context, ch *igv1.InstagramChannel) (*l
 			return nil, client.IgnoreNotFound(err)
 		}
 		spec, status = a.Spec, a.Status
-		ref = types.NamespacedName{Namespace: d.clusterNamespace, Name: a.Spec.SecretRef.Name}
 	default:
 		a := &igv1.InstagramApp{}
 		if err := d.cache.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.Name}, a); err != nil {
 			return nil, client.IgnoreNotFound(err)
 		}
 		spec, status = a.Spec, a.Status
-		ref = types.NamespacedName{Namespace: key.Namespace, Name: a.Spec.SecretRef.Name}
 	}
-	if spec.AppID == "" || ref.Name == "" || ref.Namespace == "" {
+	if spec.AppID == "" {
 		return nil, nil
 	}
-	var secret corev1.Secret
-	if err := d.cache.Get(ctx, ref, &secret); err != nil {
-		return nil, client.IgnoreNotFound(err)
+	creds, err := d.appCredentials(ctx, key)
+	if err != nil || creds == nil || len(creds.Secrets) == 0 {
+		return nil, err
 	}
-	current := secret.Data[igv1.AppSecretKeyAppSecret]
-	if len(current) == 0 {
-		return nil, nil
-	}
-	// The current secret exchanges the code; during a rotation a state
-	// signed with the previous one is still accepted.
-	secrets := [][]byte{current}
-	if prev := secret.Data[igv1.AppSecretKeyPreviousAppSecret]; len(prev) > 0 {
-		secrets = append(secrets, prev)
-	}
-	return &loginApp{key: key, appID: spec.AppID, redirectURL: status.RedirectURL, secrets: secrets}, nil
+	// The current secret (first) exchanges the code; during a rotation a
+	// state signed with the previous one is still accepted.
+	return &loginApp{key: key, appID: spec.AppID, redirectURL: status.RedirectURL, secrets: creds.Secrets}, nil
 }
 
 // clientLimiter limits callbacks per client address and overall.
@@ -393,16 +385,6 @@ func (l *clientLimiter) allow(ip string, now time.Time) bool {
 		l.perClient[ip] = lim
 	}
 	return lim.AllowN(now, 1) && l.global.AllowN(now, 1)
-}
-
-// clientIP is the address the request came from. X-Forwarded-For is not
-// trusted: anyone can set it.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func truncate(s string, n int) string {

@@ -21,6 +21,7 @@ import (
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
+	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/internal/oauthstate"
 	ws "github.com/leadchat/instagram-operator/webhookserver"
 )
@@ -83,14 +84,11 @@ var _ = Describe("Business Login callback", Ordered, func() {
 		lw = w
 
 		Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: loginNS}})).To(Succeed())
-		Expect(k8s.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "login-app", Namespace: loginNS, Labels: map[string]string{igv1.LabelWatch: "true", igv1.LabelAppCredentials: "true"}},
-			StringData: map[string]string{
-				igv1.AppSecretKeyAppSecret:         loginSecret,
-				igv1.AppSecretKeyPreviousAppSecret: loginPrevious,
-				igv1.AppSecretKeyVerifyToken:       "login-verify",
-			},
-		})).To(Succeed())
+		publishApp(ctx, igv1.KindInstagramApp, loginNS, "login", map[string]string{
+			igv1.AppSecretKeyAppSecret:         loginSecret,
+			igv1.AppSecretKeyPreviousAppSecret: loginPrevious,
+			igv1.AppSecretKeyVerifyToken:       "login-verify",
+		})
 		app := &igv1.InstagramApp{
 			ObjectMeta: metav1.ObjectMeta{Name: "login", Namespace: loginNS},
 			Spec:       igv1.AppSpec{AppID: loginAppID, SecretRef: igv1.LocalObjectReference{Name: "login-app"}},
@@ -114,7 +112,7 @@ var _ = Describe("Business Login callback", Ordered, func() {
 			g.Expect(mgrCache.Get(ctx, client.ObjectKeyFromObject(app), &a)).To(Succeed())
 			g.Expect(a.Status.RedirectURL).To(Equal(loginRedirect))
 			var s corev1.Secret
-			g.Expect(mgrCache.Get(ctx, client.ObjectKey{Namespace: loginNS, Name: "login-app"}, &s)).To(Succeed())
+			g.Expect(mgrCache.Get(ctx, publishedKey(igv1.KindInstagramApp, loginNS, "login"), &s)).To(Succeed())
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 	})
 
@@ -134,11 +132,19 @@ var _ = Describe("Business Login callback", Ordered, func() {
 
 		s := loginSecretOf("shop")
 		Expect(s).NotTo(BeNil())
-		Expect(s.Labels).To(HaveKeyWithValue(igv1.LabelChannel, "shop"))
+		By("handed over in the operator's namespace, the only one the receiver may write to")
+		Expect(s.Namespace).To(Equal(clusterNS))
+		Expect(s.Type).To(Equal(corev1.SecretType(igv1.LoginSecretType)))
 		Expect(s.Labels).To(HaveKeyWithValue(igv1.LabelWatch, "true"))
 		Expect(s.Annotations).To(HaveKeyWithValue(igv1.AnnotationNonce, nonce))
-		Expect(s.OwnerReferences).To(HaveLen(1))
-		Expect(s.OwnerReferences[0].Name).To(Equal("shop"))
+		Expect(s.Annotations).To(HaveKeyWithValue(igv1.AnnotationChannelNamespace, loginNS))
+		Expect(s.Annotations).To(HaveKeyWithValue(igv1.AnnotationChannelName, "shop"))
+		shop := &igv1.InstagramChannel{}
+		Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: loginNS, Name: "shop"}, shop)).To(Succeed())
+		Expect(s.Annotations).To(HaveKeyWithValue(igv1.AnnotationChannelUID, string(shop.UID)))
+		Expect(s.OwnerReferences).To(BeEmpty(), "an owner reference cannot cross namespaces")
+		Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: loginNS, Name: names.LoginSecretName(loginNS, "shop")}, &corev1.Secret{})).
+			To(MatchError(ContainSubstring("not found")), "nothing is written in the channel's namespace")
 		Expect(string(s.Data[igv1.TokenSecretKeyUserID])).To(Equal(lw.shopper.UserID))
 		Expect(string(s.Data[igv1.LoginSecretKeyScopes])).To(Equal("instagram_business_basic,instagram_business_manage_messages"))
 		token := string(s.Data[igv1.TokenSecretKeyAccessToken])
@@ -300,7 +306,7 @@ var _ = Describe("Business Login callback", Ordered, func() {
 func offerLogin(name string) {
 	GinkgoHelper()
 	ctx := context.Background()
-	Expect(client.IgnoreNotFound(k8s.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: loginNS, Name: name + igv1.LoginSecretSuffix}}))).To(Succeed())
+	Expect(client.IgnoreNotFound(k8s.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: loginKey(name).Namespace, Name: loginKey(name).Name}}))).To(Succeed())
 	nonce, err := oauthstate.NewNonce()
 	Expect(err).NotTo(HaveOccurred())
 	ch := &igv1.InstagramChannel{}
@@ -313,7 +319,7 @@ func offerLogin(name string) {
 		g.Expect(cached.Status.Authorization).NotTo(BeNil())
 		g.Expect(cached.Status.Authorization.Nonce).To(Equal(nonce))
 		var s corev1.Secret
-		err := mgrCache.Get(ctx, client.ObjectKey{Namespace: loginNS, Name: name + igv1.LoginSecretSuffix}, &s)
+		err := k8s.Get(ctx, loginKey(name), &s)
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
 	}).WithTimeout(10 * time.Second).Should(Succeed())
 }
@@ -376,11 +382,17 @@ func callback(q url.Values) (int, string) {
 	return resp.StatusCode, body
 }
 
+// loginKey is where the receiver hands over a login for a channel of
+// loginNS: the operator's namespace, never the channel's.
+func loginKey(name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: clusterNS, Name: names.LoginSecretName(loginNS, name)}
+}
+
 // loginSecretOf reads the channel's login Secret from the API server.
 func loginSecretOf(name string) *corev1.Secret {
 	GinkgoHelper()
 	s := &corev1.Secret{}
-	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: loginNS, Name: name + igv1.LoginSecretSuffix}, s)
+	err := k8s.Get(context.Background(), loginKey(name), s)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -8,12 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -21,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/names"
 )
 
 // WebhookPath is where Meta delivers webhooks (the app's status.webhookURL).
@@ -36,6 +40,10 @@ const (
 	DefaultOrphanGrace     = 2 * time.Minute
 	DefaultUnclaimedGrace  = 10 * time.Minute
 	DefaultParallelism     = 8
+	// DefaultMaxSharedPathSecrets is how many secrets a delivery on the
+	// shared path WebhookPath is checked against: two apps, each while it
+	// rotates its secret.
+	DefaultMaxSharedPathSecrets = 4
 )
 
 // Options configure a Server.
@@ -72,6 +80,22 @@ type Options struct {
 	// Login configures the Business Login callback (CallbackPath).
 	Login LoginOptions
 
+	// MaxSharedPathSecrets bounds the app secrets a delivery on the shared
+	// path (WebhookPath, without an app) is checked against, oldest apps
+	// first; the other apps must use their own path (status.webhookURL).
+	// Zero is DefaultMaxSharedPathSecrets; negative turns the shared path
+	// off.
+	MaxSharedPathSecrets int
+	// TrustedProxies are the addresses of the proxies in front of the
+	// receiver (an ingress) whose X-Forwarded-For is believed when limiting
+	// per client. Empty: the peer address is the client.
+	TrustedProxies []netip.Prefix
+	// SignatureFailureRate and SignatureFailureBurst limit, per client, the
+	// requests whose signature fails; over the limit the answer is 429
+	// before the body is read.
+	SignatureFailureRate  rate.Limit
+	SignatureFailureBurst int
+
 	// Clock decides about event ages; the real clock when nil.
 	Clock clock.PassiveClock
 	// Logger; never given tokens or bodies.
@@ -81,11 +105,13 @@ type Options struct {
 // Server serves the receiver's routes. It is an http.Handler, and a
 // manager.Runnable that listens on Options.BindAddress.
 type Server struct {
-	opts    Options
-	dir     *directory
-	ingest  *ingester
-	handler http.Handler
-	log     logr.Logger
+	opts     Options
+	dir      *directory
+	ingest   *ingester
+	handler  http.Handler
+	log      logr.Logger
+	clients  clientAddr
+	failures *failureLimiter
 
 	mu       sync.Mutex
 	listener net.Addr
@@ -123,14 +149,28 @@ func New(o Options) *Server {
 	if o.Parallelism <= 0 {
 		o.Parallelism = DefaultParallelism
 	}
+	if o.MaxSharedPathSecrets == 0 {
+		o.MaxSharedPathSecrets = DefaultMaxSharedPathSecrets
+	}
+	if o.SignatureFailureRate <= 0 {
+		o.SignatureFailureRate = DefaultSignatureFailureRate
+	}
+	if o.SignatureFailureBurst <= 0 {
+		o.SignatureFailureBurst = DefaultSignatureFailureBurst
+	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
 	if o.Logger.GetSink() == nil {
 		o.Logger = logr.Discard()
 	}
-	s := &Server{opts: o, log: o.Logger}
-	s.dir = &directory{cache: o.Cache, clusterNamespace: o.ClusterResourceNamespace}
+	s := &Server{
+		opts:     o,
+		log:      o.Logger,
+		clients:  clientAddr{trusted: o.TrustedProxies},
+		failures: newFailureLimiter(o.SignatureFailureRate, o.SignatureFailureBurst),
+	}
+	s.dir = &directory{cache: o.Cache, clusterNamespace: o.ClusterResourceNamespace, maxSharedSecrets: max(o.MaxSharedPathSecrets, 0)}
 	s.ingest = &ingester{
 		dir:            s.dir,
 		c:              o.Client,
@@ -148,8 +188,11 @@ func New(o Options) *Server {
 // routes is the one place the receiver's routes are declared.
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
+	// The shared path of the first installs, and one path per app.
 	mux.HandleFunc("GET "+WebhookPath, s.handleVerify)
 	mux.HandleFunc("POST "+WebhookPath, s.handleDelivery)
+	mux.HandleFunc("GET "+WebhookPath+"/{app...}", s.handleVerify)
+	mux.HandleFunc("POST "+WebhookPath+"/{app...}", s.handleDelivery)
 	mux.Handle("GET "+CallbackPath, s.loginHandler())
 	return mux
 }
@@ -186,7 +229,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	s.listener = ln.Addr()
 	s.mu.Unlock()
-	s.log.Info("Serving webhooks", "address", ln.Addr().String(), "path", WebhookPath)
+	s.log.Info("Serving webhooks", "address", ln.Addr().String(), "path", WebhookPath+"/{apps/<namespace>/<name>,clusterapps/<name>}")
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -234,14 +277,20 @@ func (s *Server) SetupWithManager(ctx context.Context, mgr manager.Manager) erro
 	return mgr.Add(s)
 }
 
-// CacheOptions restricts the cache to what the receiver needs: the Secrets
-// of apps (labelled instagram.leadchat.io/app-credentials=true by the
-// manager), never a channel's token Secret nor any other Secret: the only
-// internet-facing part keeps no access token in memory.
-func CacheOptions() cache.Options {
+// CacheOptions restricts the cache to what the receiver needs: the app
+// credentials the manager publishes into namespace (the operator's, see
+// names.AppCredentialsSecretName), never a channel's token Secret nor any
+// Secret of another namespace. RBAC agrees: the receiver may read Secrets
+// of that namespace only, so the only internet-facing part can reach no
+// access token.
+func CacheOptions(namespace string) cache.Options {
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{igv1.LabelAppCredentials: "true"})},
+			&corev1.Secret{}: {
+				Namespaces: map[string]cache.Config{namespace: {}},
+				Label:      labels.SelectorFromSet(labels.Set{igv1.LabelAppCredentials: "true"}),
+				Field:      fields.OneTermEqualSelector("type", igv1.AppCredentialsSecretType),
+			},
 		},
 	}
 }
@@ -252,7 +301,33 @@ func ClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&igv1.InstagramMessage{}}}}
 }
 
-// handleVerify answers Meta's subscription handshake.
+// errUnknownPath: a webhook path that names no app AppWebhookPath can make.
+var errUnknownPath = errors.New("not a webhook path")
+
+// candidates are the apps a request on r's path may come from: the one app
+// its path names, or, on the shared path, a bounded number of them
+// (skipped: how many were left out). Nil apps with a nil error: nobody.
+func (s *Server) candidates(ctx context.Context, r *http.Request) (apps []AppCredentials, skipped int, err error) {
+	rest := r.PathValue("app")
+	if rest == "" {
+		if s.opts.MaxSharedPathSecrets < 0 {
+			return nil, 0, nil
+		}
+		return s.dir.sharedCredentials(ctx)
+	}
+	kind, namespace, name, ok := names.ParseAppWebhookPath(rest)
+	if !ok {
+		return nil, 0, errUnknownPath
+	}
+	c, err := s.dir.appCredentials(ctx, AppKey{Kind: kind, Namespace: namespace, Name: name})
+	if err != nil || c == nil {
+		return nil, 0, err
+	}
+	return []AppCredentials{*c}, 0, nil
+}
+
+// handleVerify answers Meta's subscription handshake: on an app's path with
+// that app's verify token, on the shared path with any app's.
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	challenge := q.Get("hub.challenge")
@@ -261,7 +336,18 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		respond(w, http.StatusForbidden, "forbidden")
 		return
 	}
-	apps, err := s.dir.credentials(r.Context())
+	var apps []AppCredentials
+	var err error
+	if r.PathValue("app") == "" {
+		// Comparing verify tokens is cheap: every app, not a bounded few.
+		apps, err = s.dir.credentials(r.Context())
+	} else {
+		apps, _, err = s.candidates(r.Context(), r)
+	}
+	if errors.Is(err, errUnknownPath) {
+		respond(w, http.StatusNotFound, "not found")
+		return
+	}
 	if err != nil {
 		s.log.Error(err, "Cannot read app credentials")
 		rejectedTotal.WithLabelValues(causeUnavailable).Inc()
@@ -270,7 +356,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	if !MatchVerifyToken(q.Get("hub.verify_token"), apps) {
 		rejectedTotal.WithLabelValues(causeVerifyToken).Inc()
-		s.log.Info("Handshake refused: verify token matches no app", "remote", r.RemoteAddr)
+		s.log.Info("Handshake refused: verify token matches no app", "remote", r.RemoteAddr, "path", r.URL.Path)
 		respond(w, http.StatusForbidden, "forbidden")
 		return
 	}
@@ -296,16 +382,54 @@ func respond(w http.ResponseWriter, code int, msg string) {
 }
 
 func (s *Server) deliver(r *http.Request, w http.ResponseWriter) (int, string) {
-	log := s.log.WithValues("remote", r.RemoteAddr)
+	client := s.clients.of(r)
+	log := s.log.WithValues("remote", r.RemoteAddr, "client", client, "path", r.URL.Path)
 	if err := CheckSignatureHeader(r.Header.Get(SignatureHeader)); err != nil {
 		rejectedTotal.WithLabelValues(causeSignature).Inc()
 		log.Info("Delivery refused", "cause", causeSignature, "reason", err.Error())
 		return http.StatusUnauthorized, "invalid signature"
 	}
+	// A client whose signatures keep failing is turned away before its body
+	// is read or any HMAC computed. Meta's deliveries never fail, so they
+	// never spend from this budget.
+	if !s.failures.allow(client, s.opts.Clock.Now()) {
+		rejectedTotal.WithLabelValues(causeRateLimited).Inc()
+		return http.StatusTooManyRequests, "too many invalid signatures"
+	}
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		rejectedTotal.WithLabelValues(causeTooLarge).Inc()
 		return http.StatusRequestEntityTooLarge, "too large"
 	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.IngestTimeout)
+	defer cancel()
+	// Looked up before the body is read: a path that names no known app is
+	// refused without reading a byte.
+	apps, skipped, err := s.candidates(ctx, r)
+	if errors.Is(err, errUnknownPath) {
+		s.failures.fail(client, s.opts.Clock.Now())
+		rejectedTotal.WithLabelValues(causeUnknownApp).Inc()
+		return http.StatusNotFound, "not found"
+	}
+	if err != nil {
+		log.Error(err, "Cannot read app credentials")
+		rejectedTotal.WithLabelValues(causeUnavailable).Inc()
+		return http.StatusServiceUnavailable, "unavailable"
+	}
+	if len(apps) == 0 {
+		// On an app's path: that app has no credentials (it is gone, or
+		// the dashboard names the wrong one). On the shared path: there is
+		// no app to match, so the signature matches none.
+		cause := causeSignature
+		if r.PathValue("app") != "" {
+			cause = causeUnknownApp
+		}
+		s.failures.fail(client, s.opts.Clock.Now())
+		rejectedTotal.WithLabelValues(cause).Inc()
+		log.Info("Delivery refused", "cause", cause)
+		return http.StatusUnauthorized, "invalid signature"
+	}
+
 	body, err := readBody(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -315,20 +439,25 @@ func (s *Server) deliver(r *http.Request, w http.ResponseWriter) (int, string) {
 		rejectedTotal.WithLabelValues(causeMalformed).Inc()
 		return http.StatusBadRequest, "cannot read body"
 	}
-
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.IngestTimeout)
-	defer cancel()
-	apps, err := s.dir.credentials(ctx)
+	signers, secret, err := verifySignature(r.Header.Get(SignatureHeader), body, apps)
 	if err != nil {
-		log.Error(err, "Cannot read app credentials")
-		rejectedTotal.WithLabelValues(causeUnavailable).Inc()
-		return http.StatusServiceUnavailable, "unavailable"
-	}
-	signers, err := VerifySignature(r.Header.Get(SignatureHeader), body, apps)
-	if err != nil {
+		s.failures.fail(client, s.opts.Clock.Now())
 		rejectedTotal.WithLabelValues(causeSignature).Inc()
+		if skipped > 0 {
+			log = log.WithValues("appsNotTried", skipped, "hint", "apps past --shared-path-max-secrets must use their own path (status.webhookURL)")
+		}
 		log.Info("Delivery refused", "cause", causeSignature, "reason", err.Error(), "bytes", len(body))
 		return http.StatusUnauthorized, "invalid signature"
+	}
+	if r.PathValue("app") != "" {
+		// The other app objects of the same Meta app signed it too.
+		all, err := s.dir.credentials(ctx)
+		if err != nil {
+			log.Error(err, "Cannot read app credentials")
+			rejectedTotal.WithLabelValues(causeUnavailable).Inc()
+			return http.StatusServiceUnavailable, "unavailable"
+		}
+		signers = append(signers, coSigners(all, secret, signers[0])...)
 	}
 	log = log.WithValues("app", signers[0].String())
 

@@ -34,6 +34,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/names"
 	ws "github.com/leadchat/instagram-operator/webhookserver"
 
 	"github.com/leadchat/instagram-operator/internal/testenv"
@@ -109,7 +110,7 @@ var _ = BeforeSuite(func() {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  ws.CacheOptions(),
+		Cache:                  ws.CacheOptions(clusterNS),
 		Client:                 ws.ClientOptions(),
 	})
 	Expect(err).NotTo(HaveOccurred())
@@ -195,19 +196,14 @@ func createFixtures(ctx context.Context, cache client.Reader) {
 	for _, n := range []string{clusterNS, ns} {
 		Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}})).To(Succeed())
 	}
-	watched := map[string]string{igv1.LabelWatch: "true", igv1.LabelAppCredentials: "true"}
-	Expect(k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: clusterNS, Labels: watched},
-		StringData: map[string]string{
-			igv1.AppSecretKeyAppSecret:         acmeSecret,
-			igv1.AppSecretKeyPreviousAppSecret: acmePrevious,
-			igv1.AppSecretKeyVerifyToken:       acmeVerify,
-		},
-	})).To(Succeed())
-	Expect(k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "own", Namespace: ns, Labels: watched},
-		StringData: map[string]string{igv1.AppSecretKeyAppSecret: ownSecret, igv1.AppSecretKeyVerifyToken: ownVerify},
-	})).To(Succeed())
+	// What the manager publishes for the receiver: each app's credentials
+	// in a Secret of the operator's namespace.
+	publishApp(ctx, igv1.KindClusterInstagramApp, "", "acme", map[string]string{
+		igv1.AppSecretKeyAppSecret:         acmeSecret,
+		igv1.AppSecretKeyPreviousAppSecret: acmePrevious,
+		igv1.AppSecretKeyVerifyToken:       acmeVerify,
+	})
+	publishApp(ctx, igv1.KindInstagramApp, ns, "own", map[string]string{igv1.AppSecretKeyAppSecret: ownSecret, igv1.AppSecretKeyVerifyToken: ownVerify})
 	Expect(k8s.Create(ctx, &igv1.ClusterInstagramApp{
 		ObjectMeta: metav1.ObjectMeta{Name: "acme"},
 		Spec:       igv1.AppSpec{AppID: "1001", SecretRef: igv1.LocalObjectReference{Name: "acme"}},
@@ -252,8 +248,8 @@ func createFixtures(ctx context.Context, cache client.Reader) {
 			g.Expect(l.Items).To(HaveLen(1))
 		}
 		var s corev1.Secret
-		g.Expect(cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "own"}, &s)).To(Succeed())
-		g.Expect(cache.Get(ctx, client.ObjectKey{Namespace: clusterNS, Name: "acme"}, &s)).To(Succeed())
+		g.Expect(cache.Get(ctx, publishedKey(igv1.KindInstagramApp, ns, "own"), &s)).To(Succeed())
+		g.Expect(cache.Get(ctx, publishedKey(igv1.KindClusterInstagramApp, "", "acme"), &s)).To(Succeed())
 		var apps igv1.InstagramAppList
 		g.Expect(cache.List(ctx, &apps)).To(Succeed())
 		g.Expect(apps.Items).To(HaveLen(1))
@@ -261,6 +257,30 @@ func createFixtures(ctx context.Context, cache client.Reader) {
 		g.Expect(cache.List(ctx, &capps)).To(Succeed())
 		g.Expect(capps.Items).To(HaveLen(1))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
+}
+
+// publishedKey is where the manager publishes an app's credentials.
+func publishedKey(kind, namespace, name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: clusterNS, Name: names.AppCredentialsSecretName(kind, namespace, name)}
+}
+
+// publishApp writes what the manager's app controller publishes for an app.
+func publishApp(ctx context.Context, kind, namespace, name string, data map[string]string) *corev1.Secret {
+	GinkgoHelper()
+	key := publishedKey(kind, namespace, name)
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: key.Name, Namespace: key.Namespace,
+			Labels: map[string]string{igv1.LabelWatch: "true", igv1.LabelAppCredentials: "true"},
+			Annotations: map[string]string{
+				igv1.AnnotationAppKind: kind, igv1.AnnotationAppNamespace: namespace, igv1.AnnotationAppName: name,
+			},
+		},
+		Type:       igv1.AppCredentialsSecretType,
+		StringData: data,
+	}
+	Expect(k8s.Create(ctx, s)).To(Succeed())
+	return s
 }
 
 // sign is Meta's X-Hub-Signature-256 value for body.

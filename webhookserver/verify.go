@@ -56,17 +56,27 @@ type AppCredentials struct {
 // InstagramApp a team made for the same app ID): each of them signed the
 // delivery. The comparison is constant-time (hmac.Equal) so a forger learns
 // nothing from timing about how close a guess was. It runs before any JSON
-// is decoded.
+// is decoded. Its cost is one HMAC over the body per distinct secret in
+// apps: the receiver passes the one app a per-app path names, or a bounded
+// list on the shared path, never every app.
 func VerifySignature(header string, body []byte, apps []AppCredentials) ([]AppKey, error) {
+	signers, _, err := verifySignature(header, body, apps)
+	return signers, err
+}
+
+// verifySignature is VerifySignature that also returns the secret that
+// matched (the first one, in apps' order).
+func verifySignature(header string, body []byte, apps []AppCredentials) ([]AppKey, []byte, error) {
 	if err := CheckSignatureHeader(header); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var want [sha256.Size]byte
 	if _, err := hex.Decode(want[:], []byte(header[len(signaturePrefix):])); err != nil {
-		return nil, ErrSignatureMalformed
+		return nil, nil, ErrSignatureMalformed
 	}
 	var sum [sha256.Size]byte
 	var signers []AppKey
+	var matched []byte
 	// Several app objects may share one secret (one Meta app registered
 	// twice): each distinct secret is hashed over the body once, so a
 	// forged request costs one HMAC per secret, not per app object.
@@ -91,14 +101,17 @@ func VerifySignature(header string, body []byte, apps []AppCredentials) ([]AppKe
 		for _, secret := range apps[i].Secrets {
 			if len(secret) > 0 && matches(secret) {
 				signers = append(signers, apps[i].App)
+				if matched == nil {
+					matched = secret
+				}
 				break
 			}
 		}
 	}
 	if len(signers) == 0 {
-		return nil, ErrSignatureMismatch
+		return nil, nil, ErrSignatureMismatch
 	}
-	return signers, nil
+	return signers, matched, nil
 }
 
 // CheckSignatureHeader refuses a missing or malformed signature header. It

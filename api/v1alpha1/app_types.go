@@ -17,7 +17,9 @@ type AppSpec struct {
 	// and optionally previousAppSecret (still accepted for webhook signatures
 	// while the app secret is rotated). For an InstagramApp the Secret lives in
 	// the app's namespace; for a ClusterInstagramApp in the operator's
-	// --cluster-resource-namespace.
+	// --cluster-resource-namespace. The manager copies these three keys, and
+	// nothing else, into a Secret of the operator's namespace for the webhook
+	// receiver. A Secret the operator writes (a channel's token) is refused.
 	// +required
 	SecretRef LocalObjectReference `json:"secretRef"`
 
@@ -49,7 +51,11 @@ type AppStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
 	// webhookURL is the callback URL to paste into the Meta dashboard
-	// (Instagram > Configure webhooks).
+	// (Instagram > Configure webhooks): this app's own path on the receiver,
+	// <public-url>/webhooks/instagram/apps/<namespace>/<name> for an
+	// InstagramApp and <public-url>/webhooks/instagram/clusterapps/<name> for
+	// a ClusterInstagramApp. A delivery there is checked against this app's
+	// secrets only.
 	// +optional
 	WebhookURL string `json:"webhookURL,omitempty"`
 

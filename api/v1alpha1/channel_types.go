@@ -153,8 +153,10 @@ type TokenStatus struct {
 	// here so a restart does not move it.
 	// +optional
 	NextRefreshAt *metav1.Time `json:"nextRefreshAt,omitempty"`
-	// initialSecretHash is a SHA-256 over the initial token Secret's key, so a
-	// changed Secret is noticed without keeping the token anywhere else.
+	// initialSecretHash is a keyed MAC (HMAC-SHA256 under a key only the
+	// manager holds) over the initial token Secret's key, so a changed Secret
+	// is noticed without keeping the token anywhere else, and nobody can test
+	// guesses of the value against it. Internal bookkeeping.
 	// +optional
 	InitialSecretHash string `json:"initialSecretHash,omitempty"`
 	// failures counts consecutive failed refresh or exchange attempts; it
@@ -221,9 +223,18 @@ type InstagramChannelStatus struct {
 	// +optional
 	SubscribedFields []string `json:"subscribedFields,omitempty"`
 
-	// subscriptionCheckedAt is when the operator last subscribed the account
-	// (first connection, changed fields, a new token, or repaired drift).
-	// The periodic drift check is not recorded here, so it writes nothing.
+	// subscribedAt is when the operator last subscribed the account's
+	// webhooks (first connection, changed fields, a new token, or repaired
+	// drift). The periodic drift check is not recorded here, so it writes
+	// nothing.
+	// +optional
+	SubscribedAt *metav1.Time `json:"subscribedAt,omitempty"`
+
+	// subscriptionCheckedAt is the former name of subscribedAt (it never
+	// recorded the periodic checks). The manager moves a value found here
+	// to subscribedAt and clears it.
+	//
+	// Deprecated: read subscribedAt.
 	// +optional
 	SubscriptionCheckedAt *metav1.Time `json:"subscriptionCheckedAt,omitempty"`
 

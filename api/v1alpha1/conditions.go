@@ -26,14 +26,18 @@ const (
 	ReasonSucceeded   = "Succeeded"
 
 	// App credentials.
-	ReasonSecretNotFound         = "SecretNotFound"
-	ReasonSecretKeyMissing       = "SecretKeyMissing"
-	ReasonAppCredentialsInvalid  = "AppCredentialsInvalid"
-	ReasonPublicURLMissing       = "PublicURLMissing"
-	ReasonAppNotFound            = "AppNotFound"
-	ReasonAppNotReady            = "AppNotReady"
-	ReasonNamespaceNotAllowed    = "NamespaceNotAllowed"
-	ReasonInvalidNamespaceFilter = "InvalidNamespaceSelector"
+	ReasonSecretNotFound   = "SecretNotFound"
+	ReasonSecretKeyMissing = "SecretKeyMissing"
+	// ReasonSecretNotAppCredentials: an app's secretRef names a Secret the
+	// operator writes (a channel's token, a login hand-over) or a
+	// ServiceAccount token, which is never accepted as app credentials.
+	ReasonSecretNotAppCredentials = "SecretNotAppCredentials"
+	ReasonAppCredentialsInvalid   = "AppCredentialsInvalid"
+	ReasonPublicURLMissing        = "PublicURLMissing"
+	ReasonAppNotFound             = "AppNotFound"
+	ReasonAppNotReady             = "AppNotReady"
+	ReasonNamespaceNotAllowed     = "NamespaceNotAllowed"
+	ReasonInvalidNamespaceFilter  = "InvalidNamespaceSelector"
 
 	// Tokens and authorization.
 	ReasonAwaitingAuthorization = "AwaitingAuthorization"
@@ -106,10 +110,29 @@ const (
 	// every Secret of the cluster; the manager adds it to a referenced Secret
 	// after reading it once without the cache.
 	LabelWatch = "instagram.leadchat.io/watch"
-	// LabelAppCredentials (value "true") marks the Secrets of apps: the
-	// webhook receiver, the internet-facing part, caches only these, so it
-	// never holds a channel's access token in memory.
+	// LabelAppCredentials (value "true") marks the Secrets into which the
+	// manager publishes an app's credentials for the webhook receiver
+	// (AppCredentialsSecretType, in the operator's namespace). The receiver,
+	// the internet-facing part, caches only these, so it never holds a
+	// channel's access token in memory.
 	LabelAppCredentials = "instagram.leadchat.io/app-credentials"
+
+	// AppCredentialsSecretType is the type of a published app-credentials
+	// Secret; its keys are those of an app Secret (appSecret,
+	// previousAppSecret, verifyToken), and the annotations AnnotationAppKind,
+	// AnnotationAppNamespace and AnnotationAppName name the app.
+	AppCredentialsSecretType = "instagram.leadchat.io/app-credentials"
+	AnnotationAppKind        = "instagram.leadchat.io/app-kind"
+	AnnotationAppNamespace   = "instagram.leadchat.io/app-namespace"
+	AnnotationAppName        = "instagram.leadchat.io/app-name"
+
+	// LoginSecretType is the type of a login hand-over Secret (see
+	// LoginSecretSuffix); AnnotationChannelNamespace, AnnotationChannelName
+	// and AnnotationChannelUID name the channel it is for.
+	LoginSecretType            = "instagram.leadchat.io/login"
+	AnnotationChannelNamespace = "instagram.leadchat.io/channel-namespace"
+	AnnotationChannelName      = "instagram.leadchat.io/channel-name"
+	AnnotationChannelUID       = "instagram.leadchat.io/channel-uid"
 	// LabelMID holds a hash of an outgoing message's mid once it is sent, so
 	// the receiver can find it when the echo or a read receipt arrives.
 	LabelMID = "instagram.leadchat.io/mid"
@@ -138,11 +161,14 @@ const (
 	// before a channel goes away.
 	ChannelFinalizer = "instagram.leadchat.io/finalizer"
 
-	// LoginSecretSuffix makes the name of the Secret through which a
-	// completed Business Login hands its short-lived token (key accessToken)
-	// to the manager: "<channel>-instagram-login", labelled LabelChannel and
-	// LabelWatch. The manager exchanges the token, writes the managed token
-	// Secret and deletes the login Secret.
+	// LoginSecretSuffix named the login hand-over Secret in the channel's
+	// namespace ("<channel>-instagram-login") before the receiver lost its
+	// access to tenant namespaces. A completed Business Login now hands its
+	// short-lived token (key accessToken) to the manager through a Secret of
+	// type LoginSecretType in the operator's namespace, named
+	// names.LoginSecretName(namespace, channel) and labelled LabelWatch. The
+	// manager exchanges the token, writes the managed token Secret and
+	// deletes the login Secret.
 	LoginSecretSuffix = "-instagram-login"
 
 	// AnnotationNonce on a login Secret holds the nonce of the OAuth state
@@ -156,6 +182,14 @@ const (
 	LoginSecretKeyScopes           = "scopes"
 	LoginSecretKeyError            = "error"
 	LoginSecretKeyErrorDescription = "errorDescription"
+
+	// HashKeySecretName (in the operator's namespace, type HashKeySecretType,
+	// key HashKeySecretKey) holds the manager's key for the fingerprint of
+	// initial token Secrets in status.token.initialSecretHash. The manager
+	// creates it on first start.
+	HashKeySecretName = "instagram-operator-hash-key"
+	HashKeySecretType = "instagram.leadchat.io/hash-key"
+	HashKeySecretKey  = "key"
 
 	// TokenSecretType is the type of the managed token Secret.
 	TokenSecretType = "instagram.leadchat.io/access-token"

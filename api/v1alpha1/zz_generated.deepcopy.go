@@ -456,6 +456,10 @@ func (in *InstagramChannelStatus) DeepCopyInto(out *InstagramChannelStatus) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.SubscribedAt != nil {
+		in, out := &in.SubscribedAt, &out.SubscribedAt
+		*out = (*in).DeepCopy()
+	}
 	if in.SubscriptionCheckedAt != nil {
 		in, out := &in.SubscriptionCheckedAt, &out.SubscriptionCheckedAt
 		*out = (*in).DeepCopy()

@@ -103,6 +103,18 @@ func run() error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 
+	// The fingerprint key is read once, before the cache exists: the
+	// manager caches only watched Secrets, and this one is not.
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	hashKey, err := controllers.LoadOrCreateHashKey(ctx, direct, f.clusterResourceNamespace)
+	if err != nil {
+		return err
+	}
+
 	for _, cluster := range []bool{false, true} {
 		if err := (&controllers.AppReconciler{
 			Client:                   mgr.GetClient(),
@@ -135,6 +147,7 @@ func run() error {
 		// status.authorizationURL; the receiver's callback completes it.
 		Authorizer: &controllers.BusinessLogin{Clock: clock.RealClock{}},
 		Options: controllers.ChannelOptions{
+			HashKey:                  hashKey,
 			TokenMinRefreshAge:       f.tokenMinRefreshAge,
 			ClusterResourceNamespace: f.clusterResourceNamespace,
 			ResyncInterval:           f.resyncInterval,
@@ -173,5 +186,5 @@ func run() error {
 		return err
 	}
 	ctrl.Log.WithName("setup").Info("starting manager", "clusterResourceNamespace", f.clusterResourceNamespace, "graphAPIVersion", f.graphVersion)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
 }

@@ -1,6 +1,6 @@
 // Command webhookserver runs the internet-facing Instagram webhook receiver.
 // It runs a controller-runtime manager only for its cache (apps, channels and
-// the operator's Secrets): no controllers, no leader election, so every
+// the app credentials published in the operator's namespace): no controllers, no leader election, so every
 // replica serves.
 package main
 
@@ -38,6 +38,8 @@ type flags struct {
 	publicURL, clusterResourceNamespace        string
 	metricsAddr, probeAddr, bindAddr           string
 	maxBodyBytes                               int64
+	sharedPathMaxSecrets                       int
+	trustedProxies                             string
 }
 
 func parseFlags() (flags, zap.Options) {
@@ -53,6 +55,10 @@ func parseFlags() (flags, zap.Options) {
 	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.StringVar(&f.bindAddr, "bind-address", ":8443", "Public listener for Meta's webhook deliveries.")
 	flag.Int64Var(&f.maxBodyBytes, "max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
+	flag.IntVar(&f.sharedPathMaxSecrets, "shared-path-max-secrets", webhookserver.DefaultMaxSharedPathSecrets,
+		"App secrets a delivery on the shared path /webhooks/instagram is checked against (oldest apps first); 0 turns the shared path off. Apps past it must use their own path (status.webhookURL).")
+	flag.StringVar(&f.trustedProxies, "trusted-proxies", "",
+		"Comma-separated addresses or CIDRs of the proxies in front of the receiver whose X-Forwarded-For names the client (per-client limits). Empty: the peer address is the client.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -72,6 +78,17 @@ func run() error {
 	if f.maxBodyBytes <= 0 {
 		return errors.New("--max-body-bytes must be positive")
 	}
+	if f.sharedPathMaxSecrets < 0 {
+		return errors.New("--shared-path-max-secrets must not be negative")
+	}
+	trusted, err := webhookserver.ParseTrustedProxies(f.trustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	sharedSecrets := f.sharedPathMaxSecrets
+	if sharedSecrets == 0 {
+		sharedSecrets = -1 // off
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -81,7 +98,7 @@ func run() error {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress: f.probeAddr,
-		Cache:                  webhookserver.CacheOptions(),
+		Cache:                  webhookserver.CacheOptions(f.clusterResourceNamespace),
 		Client:                 webhookserver.ClientOptions(),
 	})
 	if err != nil {
@@ -96,6 +113,8 @@ func run() error {
 		ClusterResourceNamespace: f.clusterResourceNamespace,
 		BindAddress:              f.bindAddr,
 		MaxBodyBytes:             f.maxBodyBytes,
+		MaxSharedPathSecrets:     sharedSecrets,
+		TrustedProxies:           trusted,
 		Logger:                   ctrl.Log.WithName("webhookserver"),
 		// The Business Login callback exchanges codes and names the
 		// connected account.
@@ -116,6 +135,6 @@ func run() error {
 		return err
 	}
 	log.Info("Starting webhook receiver", "bindAddress", f.bindAddr, "clusterResourceNamespace", f.clusterResourceNamespace,
-		"graphAPIURL", f.graphAPIURL, "instagramAPIURL", f.instagramAPIURL, "graphAPIVersion", f.graphVersion, "publicURL", f.publicURL)
+		"sharedPathMaxSecrets", f.sharedPathMaxSecrets, "trustedProxies", f.trustedProxies, "graphAPIURL", f.graphAPIURL, "instagramAPIURL", f.instagramAPIURL, "graphAPIVersion", f.graphVersion, "publicURL", f.publicURL)
 	return mgr.Start(ctx)
 }

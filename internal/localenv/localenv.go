@@ -128,6 +128,10 @@ func Start(ctx context.Context, opts Options) (_ *Env, retErr error) {
 	if err := e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace}}); err != nil {
 		return nil, err
 	}
+	// The install's admission policies hold here as in a cluster.
+	if err := InstallAdmissionPolicies(ctx, e.Client); err != nil {
+		return nil, fmt.Errorf("install admission policies: %w", err)
+	}
 
 	receiverPort, err := freePort()
 	if err != nil {

@@ -54,19 +54,21 @@ var _ = Describe("the operator, end to end", Ordered, func() {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: app.Name}, got)).To(Succeed())
 			g.Expect(isReady(got)).To(BeTrue())
 		}, timeout).Should(Succeed())
-		Expect(got.Status.WebhookURL).To(Equal(env.PublicURL + "/webhooks/instagram"))
+		Expect(got.Status.WebhookURL).To(Equal(env.PublicURL + "/webhooks/instagram/clusterapps/" + app.Name))
 		Expect(got.Status.RedirectURL).To(Equal(env.PublicURL + "/instagram/callback"))
 	})
 
-	It("answers Meta's webhook handshake only with the verify token", func() {
-		get := func(token string) int {
-			resp, err := http.Get(env.PublicURL + "/webhooks/instagram?hub.mode=subscribe&hub.challenge=42&hub.verify_token=" + token)
+	It("answers Meta's webhook handshake only with the verify token, on the app's path and the shared one", func() {
+		get := func(path, token string) int {
+			resp, err := http.Get(env.PublicURL + path + "?hub.mode=subscribe&hub.challenge=42&hub.verify_token=" + token)
 			Expect(err).NotTo(HaveOccurred())
 			_ = resp.Body.Close()
 			return resp.StatusCode
 		}
-		Eventually(func() int { return get(app.VerifyToken) }, timeout).Should(Equal(http.StatusOK))
-		Expect(get("wrong")).To(Equal(http.StatusForbidden))
+		for _, path := range []string{"/webhooks/instagram/clusterapps/" + app.Name, "/webhooks/instagram"} {
+			Eventually(func() int { return get(path, app.VerifyToken) }, timeout).Should(Equal(http.StatusOK), path)
+			Expect(get(path, "wrong")).To(Equal(http.StatusForbidden), path)
+		}
 	})
 
 	It("connects a channel from a short-lived token: exchange, Secret, account, subscription", func() {
@@ -143,15 +145,17 @@ var _ = Describe("the operator, end to end", Ordered, func() {
 
 	It("refuses a forged delivery and stores nothing from it", func() {
 		body := []byte(fmt.Sprintf(`{"object":"instagram","entry":[{"id":%q,"time":1,"messaging":[{"sender":{"id":"1"},"recipient":{"id":%q},"timestamp":1,"message":{"mid":"forged-1","text":"pay here"}}]}]}`, account.UserID, account.UserID))
-		for _, sig := range []string{"", fake.SignatureHeader("not-the-app-secret", body)} {
-			req, _ := http.NewRequest(http.MethodPost, env.PublicURL+"/webhooks/instagram", bytes.NewReader(body))
-			if sig != "" {
-				req.Header.Set("X-Hub-Signature-256", sig)
+		for _, path := range []string{"/webhooks/instagram", "/webhooks/instagram/clusterapps/" + app.Name} {
+			for _, sig := range []string{"", fake.SignatureHeader("not-the-app-secret", body)} {
+				req, _ := http.NewRequest(http.MethodPost, env.PublicURL+path, bytes.NewReader(body))
+				if sig != "" {
+					req.Header.Set("X-Hub-Signature-256", sig)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				Expect(err).NotTo(HaveOccurred())
+				_ = resp.Body.Close()
+				Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized), path)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			Expect(err).NotTo(HaveOccurred())
-			_ = resp.Body.Close()
-			Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
 		}
 		var list igv1.InstagramMessageList
 		Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())

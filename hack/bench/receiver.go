@@ -248,7 +248,7 @@ func incomingMessage(ch channel, mid, contact string) *igv1.InstagramMessage {
 // then the first status as a merge patch with an optimistic lock.
 func (b *bench) writeIncoming(ctx context.Context, ch channel, mid, contact string, at time.Time) error {
 	obj := incomingMessage(ch, mid, contact)
-	if err := b.fast.Create(ctx, obj); err != nil {
+	if err := b.asReceiver.Create(ctx, obj); err != nil {
 		return fmt.Errorf("create message: %w", err)
 	}
 	base := obj.DeepCopy()
@@ -263,7 +263,7 @@ func (b *bench) writeIncoming(ctx context.Context, ch channel, mid, contact stri
 		Message: "Recorded from an Instagram webhook", ObservedGeneration: obj.Generation,
 		LastTransitionTime: metav1.NewTime(at),
 	})
-	if err := b.fast.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := b.asReceiver.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("patch message status: %w", err)
 	}
 	return nil
@@ -293,7 +293,7 @@ func (b *bench) writeComment(ctx context.Context, ch channel, id string, at time
 			Text:       "How much is this?",
 		},
 	}
-	if err := b.fast.Create(ctx, obj); err != nil {
+	if err := b.asReceiver.Create(ctx, obj); err != nil {
 		return fmt.Errorf("create comment: %w", err)
 	}
 	base := obj.DeepCopy()
@@ -305,7 +305,7 @@ func (b *bench) writeComment(ctx context.Context, ch channel, id string, at time
 		Message: "Recorded from an Instagram webhook", ObservedGeneration: obj.Generation,
 		LastTransitionTime: metav1.NewTime(at),
 	})
-	if err := b.fast.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := b.asReceiver.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("patch comment status: %w", err)
 	}
 	return nil

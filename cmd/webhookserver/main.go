@@ -23,6 +23,7 @@ import (
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/cmdutil"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/version"
 	"github.com/leadchat/instagram-operator/webhookserver"
 )
 
@@ -38,6 +39,7 @@ type flags struct {
 	publicURL, clusterResourceNamespace        string
 	metricsAddr, probeAddr, bindAddr           string
 	maxBodyBytes                               int64
+	printVersion                               bool
 }
 
 func parseFlags() (flags, zap.Options) {
@@ -53,6 +55,7 @@ func parseFlags() (flags, zap.Options) {
 	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.StringVar(&f.bindAddr, "bind-address", ":8443", "Public listener for Meta's webhook deliveries.")
 	flag.Int64Var(&f.maxBodyBytes, "max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
+	flag.BoolVar(&f.printVersion, "version", false, "Print the version and exit.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -61,6 +64,11 @@ func parseFlags() (flags, zap.Options) {
 
 func run() error {
 	f, zapOpts := parseFlags()
+	build := version.Get()
+	if f.printVersion {
+		fmt.Println(build.String("webhookserver"))
+		return nil
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 	if f.clusterResourceNamespace == "" {
@@ -87,6 +95,8 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
+
+	metrics.Registry.MustRegister(build.Collector())
 
 	ctx := ctrl.SetupSignalHandler()
 	srv := webhookserver.New(webhookserver.Options{
@@ -115,7 +125,7 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", srv.ReadyCheck); err != nil {
 		return err
 	}
-	log.Info("Starting webhook receiver", "bindAddress", f.bindAddr, "clusterResourceNamespace", f.clusterResourceNamespace,
+	log.Info("Starting webhook receiver", "version", build.Version, "revision", build.Revision, "bindAddress", f.bindAddr, "clusterResourceNamespace", f.clusterResourceNamespace,
 		"graphAPIURL", f.graphAPIURL, "instagramAPIURL", f.instagramAPIURL, "graphAPIVersion", f.graphVersion, "publicURL", f.publicURL)
 	return mgr.Start(ctx)
 }

@@ -73,7 +73,7 @@ func render(t *testing.T, values map[string]any) (rendered, error) {
 	install.Replace = true
 	// The version of the local control plane (hack/tools builds it); Helm's
 	// client-only default is older than the chart's kubeVersion.
-	install.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.3", Major: "1", Minor: "36"}
+	install.KubeVersion = kubeVersion
 	rel, err := install.Run(loadChart(t), values)
 	if err != nil {
 		return rendered{}, err

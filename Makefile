@@ -18,6 +18,9 @@ VERSION     ?= $(shell cat $(CURDIR)/VERSION)
 REVISION    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 VERSION_PKG := github.com/leadchat/instagram-operator/internal/version
 LDFLAGS     := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).revision=$(REVISION)
+# Static and -trimpath like the image (make image, hack/image), so the image
+# test reuses this build's compile cache and the e2e suite runs what ships.
+GO_BUILD_STATIC := CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)"
 IMG_REPO    ?= ghcr.io/leadchat/instagram-operator
 IMG         ?= $(IMG_REPO):$(VERSION)
 CHART       := charts/instagram-operator
@@ -69,8 +72,8 @@ vet: ## go vet and gofmt check.
 
 .PHONY: build
 build: ## Build bin/manager, bin/webhookserver and bin/instagram-sandbox.
-	go build -ldflags "$(LDFLAGS)" -o $(BIN)/manager ./cmd/manager
-	go build -ldflags "$(LDFLAGS)" -o $(BIN)/webhookserver ./cmd/webhookserver
+	$(GO_BUILD_STATIC) -o $(BIN)/manager ./cmd/manager
+	$(GO_BUILD_STATIC) -o $(BIN)/webhookserver ./cmd/webhookserver
 	go build -o $(BIN)/instagram-sandbox ./cmd/instagram-sandbox
 	go build -o $(BIN)/controlplane ./hack/controlplane
 

@@ -93,8 +93,8 @@ func TestDefaultRender(t *testing.T) {
 func TestNotesPrintMetaDashboardURLs(t *testing.T) {
 	r := mustRender(t, map[string]any{"publicURL": "https://hooks.acme.test/"})
 	for _, want := range []string{
-		"Webhooks > Callback URL:                    https://hooks.acme.test/webhooks/instagram\n",
-		"OAuth redirect URI: https://hooks.acme.test/instagram/callback\n",
+		"Configure webhooks > Callback URL:\n    https://hooks.acme.test/webhooks/instagram\n",
+		"OAuth redirect URIs:\n    https://hooks.acme.test/instagram/callback\n",
 		"helm test instagram-operator -n instagram-operator-system",
 	} {
 		if !strings.Contains(r.notes, want) {

@@ -95,15 +95,23 @@ func normalize(o *unstructured.Unstructured) {
 	}
 }
 
-// kustomizeBuild is `kubectl kustomize config/default` plus config/prometheus
-// under config/default's namespace, name prefix and labels (the bundle leaves
-// the Prometheus objects out until their CRDs exist).
+// kustomizeBuild is `kubectl kustomize config/default` plus, unless
+// config/default already includes them, the objects of config/prometheus
+// under config/default's namespace, name prefix and labels (the bundle
+// leaves them out until the Prometheus Operator's CRDs exist).
 func kustomizeBuild(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
 	root, err := filepath.Abs(repoRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
+	objs := kustomize(t, filepath.Join(root, "config", "default"))
+	for _, o := range objs {
+		if o.GetKind() == "ServiceMonitor" || o.GetKind() == "PrometheusRule" {
+			return objs
+		}
+	}
+
 	defaults := readYAML(t, filepath.Join(root, "config", "default", "kustomization.yaml"))
 	dir := t.TempDir()
 	// kustomize takes only relative paths to other kustomizations.
@@ -114,7 +122,11 @@ func kustomizeBuild(t *testing.T) []*unstructured.Unstructured {
 	overlay := map[string]any{
 		"apiVersion": "kustomize.config.k8s.io/v1beta1",
 		"kind":       "Kustomization",
-		"resources":  []string{prometheus},
+	}
+	if readYAML(t, filepath.Join(root, "config", "prometheus", "kustomization.yaml"))["kind"] == "Component" {
+		overlay["components"] = []string{prometheus}
+	} else {
+		overlay["resources"] = []string{prometheus}
 	}
 	for _, field := range []string{"namespace", "namePrefix", "labels", "commonLabels"} {
 		if v, ok := defaults[field]; ok {
@@ -128,21 +140,22 @@ func kustomizeBuild(t *testing.T) []*unstructured.Unstructured {
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var objs []*unstructured.Unstructured
-	for _, path := range []string{filepath.Join(root, "config", "default"), dir} {
-		resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), path)
-		if err != nil {
-			t.Fatalf("kustomize build %s: %v", path, err)
-		}
-		out, err := resMap.AsYaml()
-		if err != nil {
-			t.Fatal(err)
-		}
-		decoded, err := decode(string(out))
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, decoded...)
+	return append(objs, kustomize(t, dir)...)
+}
+
+func kustomize(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), path)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", path, err)
+	}
+	out, err := resMap.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := decode(string(out))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return objs
 }

@@ -51,9 +51,10 @@ vet: ## go vet and gofmt check.
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/manager, bin/webhookserver and bin/instagram-sandbox.
+build: ## Build bin/manager, bin/webhookserver, bin/kubectl-instagram and bin/instagram-sandbox.
 	go build -o $(BIN)/manager ./cmd/manager
 	go build -o $(BIN)/webhookserver ./cmd/webhookserver
+	go build -o $(BIN)/kubectl-instagram ./cmd/kubectl-instagram
 	go build -o $(BIN)/instagram-sandbox ./cmd/instagram-sandbox
 	go build -o $(BIN)/controlplane ./hack/controlplane
 
@@ -73,6 +74,10 @@ $(K8S_BIN)/kubectl: hack/tools/go.mod hack/tools/go.sum
 build-installer: $(KUBECTL) ## Write dist/install.yaml (everything, into instagram-operator-system).
 	mkdir -p dist
 	$(KUBECTL) kustomize config/default > dist/install.yaml
+
+.PHONY: plugin-release
+plugin-release: ## Archives of kubectl-instagram per platform and their krew manifest, in bin/release (VERSION=v0.1.0).
+	hack/plugin-release.sh $(or $(VERSION),v0.1.0)
 
 .PHONY: docker-build
 docker-build: ## Build the image (needs a Docker engine).

@@ -71,9 +71,10 @@ $(K8S_BIN)/kubectl: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $@ k8s.io/kubernetes/cmd/kubectl
 
 .PHONY: build-installer
-build-installer: $(KUBECTL) ## Write dist/install.yaml (everything, into instagram-operator-system).
+build-installer: $(KUBECTL) ## Write dist/install.yaml (everything, into instagram-operator-system) and dist/monitoring.yaml.
 	mkdir -p dist
 	$(KUBECTL) kustomize config/default > dist/install.yaml
+	$(KUBECTL) kustomize config/monitoring > dist/monitoring.yaml
 
 .PHONY: plugin-release
 plugin-release: ## Archives of kubectl-instagram per platform and their krew manifest, in bin/release (VERSION=v0.1.0).

@@ -98,7 +98,8 @@ type InstagramChannelSpec struct {
 	// to 1416h (59 days). Default 480h0m0s (20 days before the 60-day expiry).
 	// +kubebuilder:default="480h0m0s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('1416h')",message="spec.refreshBefore must be between 1m and 1416h (59 days)"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('1416h')",messageExpression="'spec.refreshBefore must be a duration like 480h0m0s (units h, m, s) from 1m to 1416h (59 days), not \"' + self + '\"'"
 	// +optional
 	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
 
@@ -108,7 +109,8 @@ type InstagramChannelSpec struct {
 	// window never comes back as a new object. Default 168h0m0s (7 days).
 	// +kubebuilder:default="168h0m0s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('1h')",message="spec.messageRetention must be 0s (keep) or at least 1h"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && (duration(self) == duration('0s') || duration(self) >= duration('1h'))",messageExpression="'spec.messageRetention must be 0s (keep) or a duration like 168h0m0s (units h, m, s) of at least 1h, not \"' + self + '\"'"
 	// +optional
 	MessageRetention *metav1.Duration `json:"messageRetention,omitempty"`
 

@@ -63,4 +63,10 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(eventsTotal, requestDuration, rejectedTotal)
+	// Every cause starts at zero: rate() works from the first scrape, and
+	// a receiver always exports a series that InstagramReceiverDown looks
+	// for.
+	for _, cause := range []string{causeSignature, causeTooLarge, causeMalformed, causeWrongObject, causeUnknownAppEntry, causeNoChannel, causeVerifyToken, causeUnavailable} {
+		rejectedTotal.WithLabelValues(cause)
+	}
 }

@@ -333,3 +333,33 @@ func appSecret() *corev1.Secret {
 		},
 	}
 }
+
+// TestAvailabilityAlerts checks the alerts a platform team expects of any
+// operator exist, and that the series the "down" alerts test with absent()
+// are exported by a binary that has done nothing yet: nothing in this test
+// process refreshes a token or meets an unavailable API server, so these
+// series exist only because the binaries start them at zero.
+func TestAvailabilityAlerts(t *testing.T) {
+	names := map[string]bool{}
+	for _, r := range readRules(t) {
+		names[r.Alert] = true
+	}
+	for _, want := range []string{
+		"InstagramOperatorDown", "InstagramReceiverDown", "InstagramReceiverErrors", "InstagramOutgoingFailuresRising",
+		"InstagramTokenExpiringSoon", "InstagramTokenRefreshFailing", "InstagramChannelNotReady", "InstagramWebhookSignatureFailures",
+	} {
+		if !names[want] {
+			t.Errorf("no alert %s", want)
+		}
+	}
+	metrics := exportedMetrics(t)
+	if f, _ := metrics.lookup("instagram_channel_token_refresh_total"); !f.labels["result"]["success"] {
+		t.Error(`the manager does not export instagram_channel_token_refresh_total{result="success"} before its first refresh: InstagramOperatorDown would fire`)
+	}
+	f, _ := metrics.lookup("instagram_webhook_rejected_total")
+	for _, cause := range []string{"signature", "too_large", "malformed", "wrong_object", "unknown_app_entry", "no_channel", "verify_token", "unavailable"} {
+		if !f.labels["cause"][cause] {
+			t.Errorf(`the receiver does not start instagram_webhook_rejected_total{cause=%q} at zero`, cause)
+		}
+	}
+}

@@ -63,6 +63,14 @@ envtest: $(ENVTEST_BINS) ## Build kube-apiserver, etcd and kubectl from Go modul
 
 # The control plane is built from pinned Go modules (hack/tools/go.mod), so
 # tests work where setup-envtest cannot download anything.
+ENVTEST_MISSING := $(filter-out $(wildcard $(ENVTEST_BINS)),$(ENVTEST_BINS))
+ENVTEST_NOTICE = echo "First run: building the local control plane ($(notdir $(ENVTEST_MISSING))) from pinned Go modules into $(K8S_BIN)."; \
+	echo "It takes about 10 minutes of CPU (longer on a busy or small machine), prints little meanwhile, and happens once."
+$(ENVTEST_BINS): | envtest-notice
+.PHONY: envtest-notice
+envtest-notice:
+	@$(if $(ENVTEST_MISSING),$(ENVTEST_NOTICE),true)
+
 $(K8S_BIN)/kube-apiserver: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 $(K8S_BIN)/etcd: hack/tools/go.mod hack/tools/go.sum

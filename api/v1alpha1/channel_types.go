@@ -78,7 +78,12 @@ type InstagramChannelSpec struct {
 	// +optional
 	Scopes []Scope `json:"scopes,omitempty"`
 
-	// subscribedFields are the webhook fields the account is subscribed to.
+	// subscribedFields are sent to Instagram when the operator subscribes the
+	// account to the app's webhooks (the call requires at least one field).
+	// They do not filter deliveries: Meta delivers every field the app
+	// subscribes to in the Meta dashboard to every subscribed account, so
+	// what a channel receives is set per app, in the dashboard. Subscribing
+	// a field here that the app has not subscribed delivers nothing.
 	// +kubebuilder:default={messages,messaging_seen,message_reactions,messaging_postbacks}
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
@@ -218,7 +223,8 @@ type InstagramChannelStatus struct {
 	// +optional
 	Authorization *AuthorizationStatus `json:"authorization,omitempty"`
 
-	// subscribedFields are the webhook fields the account is subscribed to.
+	// subscribedFields are the fields sent with the account's last
+	// subscription (see spec.subscribedFields: not a delivery filter).
 	// +listType=atomic
 	// +optional
 	SubscribedFields []string `json:"subscribedFields,omitempty"`

@@ -81,7 +81,7 @@ var _ = Describe("kubectl instagram", Ordered, func() {
 				Expect(res.stdout).To(ContainSubstring("ClusterInstagramApp acme  Ready"))
 				Expect(res.stdout).To(ContainSubstring("webhook https://hooks.shop.test/webhooks/instagram"))
 				lines := strings.Split(res.stdout, "\n")
-				Expect(findLine(lines, "support")).To(MatchRegexp(`support\s+@acme_shop\s+Ready\s+in 40d \(2027-01-11\)\s+messages,messaging_seen\s+(in \S+|\S+ ago) incoming$`))
+				Expect(findLine(lines, "support")).To(MatchRegexp(`support\s+@acme_shop\s+Ready\s+in 40d \(2027-01-11\)\s+yes \(2 fields\)\s+(in \S+|\S+ ago) incoming$`))
 				Expect(findLine(lines, "sales ")).To(MatchRegexp(`sales\s+-\s+AwaitingAuthorization\s+-\s+-\s+-`))
 				Expect(res.stdout).To(ContainSubstring("sales awaits a login: kubectl instagram login sales -n shop"))
 			})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,7 +81,7 @@ func (r *root) printChannelResult(ch *igv1.InstagramChannel) error {
 	p := printer{w: r.opts.Out, color: r.colored()}
 	rep := channelReport(ch, nil)
 	id := ch.Namespace + "/" + ch.Name
-	line := []string{id, ": ", p.paint(readyWord(rep.Ready, rep.Reason), readyStyle(rep.Ready, rep.Stalled))}
+	line := []string{id, ": ", p.paint(readyWord(rep.Ready, rep.Reason), readyStyle(rep.Ready, rep.Reason, rep.Stalled))}
 	if rep.Message != "" {
 		line = append(line, " (", rep.Message, ")")
 	}
@@ -94,7 +95,7 @@ func (r *root) printChannelResult(ch *igv1.InstagramChannel) error {
 		p.println("  token expires ", p.paint(tc.text, tc.style), next)
 	}
 	if rep.Subscribed == "True" {
-		p.println("  subscribed to ", fmt.Sprint(rep.SubscribedFields))
+		p.println("  webhooks subscribed (", strings.Join(rep.SubscribedFields, ", "), ")")
 	}
 	if rep.Ready != "True" {
 		return fmt.Errorf("InstagramChannel %s is not Ready: %s", id, readyWord(rep.Ready, rep.Reason))

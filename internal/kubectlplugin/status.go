@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,6 +36,7 @@ type AppReport struct {
 	Ready      string          `json:"ready"`
 	Reason     string          `json:"reason,omitempty"`
 	Message    string          `json:"message,omitempty"`
+	Stalled    bool            `json:"stalled,omitempty"`
 	WebhookURL string          `json:"webhookURL,omitempty"`
 	Channels   []ChannelReport `json:"channels"`
 }
@@ -212,6 +212,7 @@ func appReport(kind, namespace, name string, st igv1.AppStatus) *AppReport {
 	if ready := meta.FindStatusCondition(st.Conditions, igv1.ConditionReady); ready != nil {
 		rep.Ready, rep.Reason, rep.Message = string(ready.Status), ready.Reason, ready.Message
 	}
+	rep.Stalled = meta.IsStatusConditionTrue(st.Conditions, igv1.ConditionStalled)
 	return rep
 }
 
@@ -296,7 +297,7 @@ func (r *root) printStatus(report *StatusReport, all bool) {
 		if app.Namespace != "" {
 			name = app.Namespace + "/" + app.Name
 		}
-		head := []string{p.paint(app.Kind+" "+name, bold), "  ", p.paint(readyWord(app.Ready, app.Reason), readyStyle(app.Ready, false))}
+		head := []string{p.paint(app.Kind+" "+name, bold), "  ", p.paint(readyWord(app.Ready, app.Reason), readyStyle(app.Ready, app.Reason, app.Stalled))}
 		if app.Ready != "True" && app.Message != "" {
 			head = append(head, ": ", app.Message)
 		}
@@ -322,7 +323,7 @@ func (r *root) printStatus(report *StatusReport, all bool) {
 			rows = append(rows, []cell{
 				c(name),
 				c(account),
-				styled(readyWord(ch.Ready, ch.Reason), readyStyle(ch.Ready, ch.Stalled)),
+				styled(readyWord(ch.Ready, ch.Reason), readyStyle(ch.Ready, ch.Reason, ch.Stalled)),
 				tokenCell(ch, now),
 				subscribedCell(ch),
 				lastMessageCell(ch.LastMessage, now),
@@ -348,10 +349,16 @@ func readyWord(status, reason string) string {
 	return reason
 }
 
-func readyStyle(status string, stalled bool) style {
+// readyStyle colours a Ready condition: green when Ready, red when only a
+// person can help (Stalled), yellow while the operator or a login is
+// still under way. A channel awaiting its login is stalled by definition,
+// yet that is the expected first state, not an alarm.
+func readyStyle(status, reason string, stalled bool) style {
 	switch {
 	case status == "True":
 		return green
+	case reason == igv1.ReasonAwaitingAuthorization:
+		return yellow
 	case stalled:
 		return red
 	default:
@@ -380,7 +387,8 @@ func tokenCell(ch ChannelReport, now time.Time) cell {
 func subscribedCell(ch ChannelReport) cell {
 	switch ch.Subscribed {
 	case "True":
-		return styled(strings.Join(ch.SubscribedFields, ","), green)
+		// The list is in -o json; a table cell keeps to the count.
+		return styled(fmt.Sprintf("yes (%d fields)", len(ch.SubscribedFields)), green)
 	case "False":
 		return styled("no", yellow)
 	}

@@ -155,8 +155,8 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result
 // finalize lets a deleted app go once no channel uses it. A channel's own
 // finalizer needs the app to unsubscribe the account's webhooks, and every
 // channel of a deleted app would drop to AppNotFound at once; so deletion
-// waits, says which channels hold it (condition and a Warning Event), and
-// completes when the last of them is gone.
+// waits, says which channels hold it (Reconciling=True with reason InUse,
+// and a Warning Event), and completes when the last of them is gone.
 func (r *AppReconciler) finalize(ctx context.Context, app, original AppObject) error {
 	if !controllerutil.ContainsFinalizer(app, igv1.AppFinalizer) {
 		return nil
@@ -167,11 +167,11 @@ func (r *AppReconciler) finalize(ctx context.Context, app, original AppObject) e
 	}
 	if len(users) > 0 {
 		msg := fmt.Sprintf("deletion waits for %d channel(s) that use this app: %s; delete them first, or point their spec.appRef elsewhere", len(users), strings.Join(users, ", "))
-		previous := meta.FindStatusCondition(original.GetConditions(), igv1.ConditionReady)
-		markCondition(app, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonInUse, msg)
+		// Ready stays as it is: the channels keep working, and their own
+		// finalizers need a Ready app to unsubscribe.
+		previous := meta.FindStatusCondition(original.GetConditions(), igv1.ConditionReconciling)
 		markCondition(app, igv1.ConditionReconciling, metav1.ConditionTrue, igv1.ReasonInUse, msg)
-		meta.RemoveStatusCondition(&app.AppStatus().Conditions, igv1.ConditionStalled)
-		if r.Recorder != nil && (previous == nil || previous.Message != msg) {
+		if r.Recorder != nil && (previous == nil || previous.Reason != igv1.ReasonInUse || previous.Message != msg) {
 			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, igv1.EventDeletionBlocked, "Delete", "%s", msg)
 		}
 		log.FromContext(ctx).Info("app deletion waits for its channels", "app", app.GetName(), "channels", users)

@@ -157,8 +157,14 @@ var _ = Describe("App controller", func() {
 		reconcile("used")
 		app := get("used")
 		Expect(app.DeletionTimestamp).NotTo(BeNil())
-		expectReady(app, metav1.ConditionFalse, igv1.ReasonInUse)
-		msg := meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionReady).Message
+		By("it stays Ready, so its channels keep working and can unsubscribe")
+		Expect(meta.IsStatusConditionTrue(app.Status.Conditions, igv1.ConditionReady)).To(BeTrue())
+		reconciling := meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionReconciling)
+		Expect(reconciling).NotTo(BeNil())
+		Expect(reconciling.Status).To(Equal(metav1.ConditionTrue))
+		Expect(reconciling.Reason).To(Equal(igv1.ReasonInUse))
+		Expect(reconciling.ObservedGeneration).To(Equal(app.Generation))
+		msg := reconciling.Message
 		Expect(msg).To(Equal("deletion waits for 2 channel(s) that use this app: " + ns + "/sales, " + ns + "/support; delete them first, or point their spec.appRef elsewhere"))
 		Expect(recorder.Events).To(Receive(ContainSubstring("Warning DeletionBlocked " + msg)))
 
@@ -169,7 +175,8 @@ var _ = Describe("App controller", func() {
 		By("one channel gone, the other is named")
 		Expect(k8sClient.Delete(suiteCtx, sales)).To(Succeed())
 		reconcile("used")
-		Expect(meta.FindStatusCondition(get("used").Status.Conditions, igv1.ConditionReady).Message).To(ContainSubstring("1 channel(s) that use this app: " + ns + "/support;"))
+		Expect(meta.FindStatusCondition(get("used").Status.Conditions, igv1.ConditionReconciling).Message).To(ContainSubstring("1 channel(s) that use this app: " + ns + "/support;"))
+		Expect(recorder.Events).To(Receive(ContainSubstring("1 channel(s)")))
 
 		By("the last channel gone, the app goes")
 		Expect(k8sClient.Delete(suiteCtx, support)).To(Succeed())

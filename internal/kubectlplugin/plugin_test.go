@@ -143,6 +143,21 @@ var _ = Describe("kubectl instagram", Ordered, func() {
 				Expect(res.stdout).To(ContainSubstring("InstagramApp default/gone  NotFound: no such app, or you may not read it"))
 				Expect(res.stdout).To(ContainSubstring("orphan"))
 			})
+			It("says why a deleted app is still there", func() {
+				app := &igv1.InstagramApp{
+					ObjectMeta: metav1.ObjectMeta{Name: "leaving", Namespace: "default"},
+					Spec:       igv1.AppSpec{AppID: "1", SecretRef: igv1.LocalObjectReference{Name: "s"}},
+				}
+				Expect(k8sClient.Create(suiteCtx, app)).To(Succeed())
+				DeferCleanup(func() { Expect(k8sClient.Delete(suiteCtx, app)).To(Succeed()) })
+				app.Status.Conditions = []metav1.Condition{
+					condition(igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady, "app credentials are present", app.Generation),
+					condition(igv1.ConditionReconciling, metav1.ConditionTrue, igv1.ReasonInUse, "deletion waits for 1 channel(s) that use this app: default/a", app.Generation),
+				}
+				Expect(k8sClient.Status().Update(suiteCtx, app)).To(Succeed())
+				res := run("status", "-n", "default")
+				Expect(res.stdout).To(ContainSubstring("InstagramApp default/leaving  Ready  being deleted: deletion waits for 1 channel(s) that use this app: default/a"))
+			})
 		})
 
 		Describe("login", func() {

@@ -32,11 +32,13 @@ type AppReport struct {
 	Name      string `json:"name"`
 	// Found is false for an app that channels name but that does not
 	// exist (or that you may not read).
-	Found      bool            `json:"found"`
-	Ready      string          `json:"ready"`
-	Reason     string          `json:"reason,omitempty"`
-	Message    string          `json:"message,omitempty"`
-	Stalled    bool            `json:"stalled,omitempty"`
+	Found   bool   `json:"found"`
+	Ready   string `json:"ready"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	Stalled bool   `json:"stalled,omitempty"`
+	// Deleting says why a deleted app still exists (its channels).
+	Deleting   string          `json:"deleting,omitempty"`
 	WebhookURL string          `json:"webhookURL,omitempty"`
 	Channels   []ChannelReport `json:"channels"`
 }
@@ -213,6 +215,9 @@ func appReport(kind, namespace, name string, st igv1.AppStatus) *AppReport {
 		rep.Ready, rep.Reason, rep.Message = string(ready.Status), ready.Reason, ready.Message
 	}
 	rep.Stalled = meta.IsStatusConditionTrue(st.Conditions, igv1.ConditionStalled)
+	if c := meta.FindStatusCondition(st.Conditions, igv1.ConditionReconciling); c != nil && c.Status == metav1.ConditionTrue && c.Reason == igv1.ReasonInUse {
+		rep.Deleting = c.Message
+	}
 	return rep
 }
 
@@ -300,6 +305,9 @@ func (r *root) printStatus(report *StatusReport, all bool) {
 		head := []string{p.paint(app.Kind+" "+name, bold), "  ", p.paint(readyWord(app.Ready, app.Reason), readyStyle(app.Ready, app.Reason, app.Stalled))}
 		if app.Ready != "True" && app.Message != "" {
 			head = append(head, ": ", app.Message)
+		}
+		if app.Deleting != "" {
+			head = append(head, "  ", p.paint("being deleted: "+app.Deleting, yellow))
 		}
 		p.println(head...)
 		if app.WebhookURL != "" {

@@ -329,6 +329,13 @@ var _ = Describe("kubectl instagram", Ordered, func() {
 			})
 		})
 
+		It("completes channel names of the namespace", func() {
+			res := run("__complete", "-n", ns, "refresh", "")
+			Expect(res.code).To(BeZero(), res.stderr)
+			Expect(strings.Split(res.stdout, "\n")[:2]).To(ConsistOf("sales", "support"))
+			Expect(res.stdout).To(ContainSubstring(":4\n"), "no file completion")
+		})
+
 		It("says in one line when the user may not read channels", func() {
 			user, err := testEnv.AddUser(envtest.User{Name: "nobody"}, nil)
 			Expect(err).NotTo(HaveOccurred())

@@ -618,6 +618,28 @@ var _ = Describe("InstagramChannel app resolution", func() {
 			reconcile.Request{NamespacedName: types.NamespacedName{Namespace: e.ns, Name: "support"}}))
 	})
 
+	It("is Stalled with InvalidNamespaceSelector when a ClusterInstagramApp's selector cannot be parsed", func() {
+		e := newChannelEnv()
+		capp := &igv1.ClusterInstagramApp{
+			ObjectMeta: metav1.ObjectMeta{Name: "broken-" + e.ns},
+			Spec: igv1.AppSpec{
+				AppID:     e.appID,
+				SecretRef: igv1.LocalObjectReference{Name: "platform-app"},
+				// "In" without values is valid to the schema, not to the
+				// selector parser.
+				NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn}}},
+			},
+		}
+		Expect(k8sClient.Create(e.ctx, capp)).To(Succeed())
+		markAppReady(e.ctx, capp)
+		e.newChannel("support", func(ch *igv1.InstagramChannel) {
+			ch.Spec.AppRef = igv1.AppReference{Kind: igv1.KindClusterInstagramApp, Name: capp.Name}
+		})
+		e.reconcile("support")
+		expectCondition(e.channel("support"), igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonInvalidNamespaceFilter)
+		expectCondition(e.channel("support"), igv1.ConditionStalled, metav1.ConditionTrue, igv1.ReasonInvalidNamespaceFilter)
+	})
+
 	It("refuses a ClusterInstagramApp that does not admit the namespace, until it does", func() {
 		e := newChannelEnv()
 		e.ig.AddApp(e.appID, e.appSecret)

@@ -19,6 +19,10 @@ var tokenRefreshTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Token refresh attempts by result (success or the Instagram error class).",
 }, []string{"result"})
 
+// The success series starts at zero, so rate() and dashboards work from
+// the first scrape instead of from the first refresh (days after start).
+func init() { tokenRefreshTotal.WithLabelValues("success") }
+
 var (
 	tokenExpirationDesc = prometheus.NewDesc("instagram_channel_token_expiration_timestamp_seconds",
 		"When the channel's access token expires (Unix seconds).", []string{"namespace", "channel"}, nil)

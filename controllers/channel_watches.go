@@ -4,6 +4,7 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -156,6 +157,25 @@ func (r *InstagramChannelReconciler) channelsSharingAccount(ctx context.Context,
 		}
 	}
 	return s.reqs
+}
+
+// appChangedPredicate lets through the app events a channel acts on: the
+// app's spec or status changed, or it was created or deleted. Metadata
+// alone (the app controller adding its finalizer, labels) changes nothing
+// for a channel and would only reconcile every channel of the app again.
+func appChangedPredicate() predicate.Funcs {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldApp, ok1 := e.ObjectOld.(AppObject)
+			newApp, ok2 := e.ObjectNew.(AppObject)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return !equality.Semantic.DeepEqual(oldApp.AppSpec(), newApp.AppSpec()) ||
+				!equality.Semantic.DeepEqual(oldApp.AppStatus(), newApp.AppStatus()) ||
+				oldApp.GetDeletionTimestamp().IsZero() != newApp.GetDeletionTimestamp().IsZero()
+		},
+	}
 }
 
 // accountChangedPredicate lets through the channel events that can change

@@ -388,8 +388,8 @@ func (r *InstagramChannelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("instagramchannel").
 		For(&igv1.InstagramChannel{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&igv1.InstagramApp{}, handler.EnqueueRequestsFromMapFunc(r.channelsForApp)).
-		Watches(&igv1.ClusterInstagramApp{}, handler.EnqueueRequestsFromMapFunc(r.channelsForApp)).
+		Watches(&igv1.InstagramApp{}, handler.EnqueueRequestsFromMapFunc(r.channelsForApp), builder.WithPredicates(appChangedPredicate())).
+		Watches(&igv1.ClusterInstagramApp{}, handler.EnqueueRequestsFromMapFunc(r.channelsForApp), builder.WithPredicates(appChangedPredicate())).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.channelsForSecret)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.channelsForNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).

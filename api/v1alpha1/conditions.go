@@ -59,10 +59,12 @@ const (
 	ReasonDuplicateAccount = "DuplicateAccount"
 	ReasonSubscribeFailed  = "SubscribeFailed"
 	ReasonSubscribed       = "Subscribed"
-	ReasonNotSubscribed    = "NotSubscribed"
 
 	ReasonSuspended = "Suspended"
 	ReasonDeleting  = "Deleting"
+
+	// ReasonInUse: a deleted app waits for the channels that use it.
+	ReasonInUse = "InUse"
 )
 
 // Message phase reasons (status.reason of an InstagramMessage).
@@ -86,6 +88,9 @@ const (
 	EventSubscriptionCleanupSkipped = "SubscriptionCleanupSkipped"
 	EventUnsubscribed               = "Unsubscribed"
 	EventAuthorizationDenied        = "AuthorizationDenied"
+	// EventDeletionBlocked is recorded on an app whose deletion waits for
+	// the channels that still use it.
+	EventDeletionBlocked = "DeletionBlocked"
 )
 
 // Paths the webhook receiver serves under --public-url. The manager
@@ -160,6 +165,10 @@ const (
 	// ChannelFinalizer makes the manager unsubscribe the account's webhooks
 	// before a channel goes away.
 	ChannelFinalizer = "instagram.leadchat.io/finalizer"
+
+	// AppFinalizer keeps a deleted app until no channel uses it, so every
+	// channel can still unsubscribe with the app's credentials.
+	AppFinalizer = "instagram.leadchat.io/app-in-use"
 
 	// LoginSecretSuffix named the login hand-over Secret in the channel's
 	// namespace ("<channel>-instagram-login") before the receiver lost its

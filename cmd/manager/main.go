@@ -129,6 +129,7 @@ func run() error {
 			Cluster:                  cluster,
 			ClusterResourceNamespace: f.clusterResourceNamespace,
 			PublicURL:                f.publicURL,
+			Recorder:                 mgr.GetEventRecorder("instagramapp-controller"),
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up app controller: %w", err)
 		}

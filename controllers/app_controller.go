@@ -199,6 +199,11 @@ func (r *AppReconciler) finalize(ctx context.Context, app, original AppObject) e
 		log.FromContext(ctx).Info("app deletion waits for its channels", "app", app.GetName(), "channels", users)
 		return nil
 	}
+	// Its published credentials go first: once the finalizer is gone the
+	// app is too (a crash in between is swept by the NotFound path).
+	if err := r.unpublish(ctx, app.GetNamespace(), app.GetName()); err != nil {
+		return err
+	}
 	patch := client.MergeFromWithOptions(app.DeepCopyObject().(AppObject), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(app, igv1.AppFinalizer)
 	if err := r.Patch(ctx, app, patch); client.IgnoreNotFound(err) != nil {

@@ -165,6 +165,34 @@ var _ = Describe("InstagramMessage sending", func() {
 		Expect(e.get(m.Name).Status.Reason).To(Equal(igv1.ReasonDeliveryUnknown))
 	})
 
+	DescribeTable("reports DeliveryUnknown and never resends when Instagram's error does not prove a refusal",
+		func(f fake.Fault) {
+			// Instagram queued the message, then answered with an error:
+			// a retry would deliver it twice.
+			f.AfterProcessing = true
+			e.ig.FailNext(fake.EndpointSend, 1, f)
+			m := e.outgoing("did this go out?")
+
+			Expect(e.reconcile(m.Name)).To(Equal(ctrl.Result{}))
+
+			got := e.get(m.Name)
+			Expect(got.Status.Phase).To(Equal(igv1.PhaseFailed))
+			Expect(got.Status.Reason).To(Equal(igv1.ReasonDeliveryUnknown))
+			Expect(got.Status.Error).NotTo(BeNil(), "Instagram's error body is kept")
+			Expect(got.Status.Error.Code).To(Equal(int32(f.Code)))
+			for range 3 {
+				e.clock.Step(10 * time.Minute)
+				e.reconcile(m.Name)
+			}
+			Expect(e.ig.Sent()).To(HaveLen(1), "Instagram got the message exactly once")
+			Expect(e.ig.CallCount(fake.EndpointSend)).To(Equal(1))
+		},
+		Entry("HTTP 500 with a Graph error body", fake.Fault{HTTPStatus: 500, Code: 100, Message: "Invalid parameter"}),
+		Entry("HTTP 500 with code 2, is_transient", fake.Fault{HTTPStatus: 500, Code: 2, IsTransient: true, Message: "Service temporarily unavailable"}),
+		Entry("HTTP 400 with code 1", fake.Fault{Code: 1, Message: "An unknown error occurred"}),
+		Entry("HTTP 400 flagged is_transient", fake.Fault{Code: 100, IsTransient: true, Message: "Please retry"}),
+	)
+
 	It("marks a message found in Sending DeliveryUnknown without sending", func() {
 		m := e.outgoing("interrupted")
 		// A previous manager persisted Sending and died before the outcome.

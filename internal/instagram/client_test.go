@@ -602,12 +602,12 @@ func TestErrorClasses(t *testing.T) {
 			call: send,
 			want: result{Class: instagram.ClassBadRequest, NotDelivered: true},
 		},
-		"transient Graph error": {
+		"transient Graph error on a 5xx is ambiguous": {
 			setup: func(e *env, _ string) {
 				e.fake.FailNext(fake.EndpointSend, 1, fake.Fault{HTTPStatus: 500, Code: 2, IsTransient: true, Message: "Service temporarily unavailable"})
 			},
 			call: send,
-			want: result{Class: instagram.ClassTransient, NotDelivered: true},
+			want: result{Class: instagram.ClassTransient, NotDelivered: false},
 		},
 		"5xx without a Graph error is ambiguous": {
 			setup: func(e *env, _ string) {

@@ -2,7 +2,10 @@ package controllers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -26,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/internal/names"
 )
 
@@ -42,6 +46,14 @@ type MessageOptions struct {
 	// MaxConcurrentReconciles is how many messages are sent in parallel.
 	// Default 4; the per-app Instagram rate limit paces them anyway.
 	MaxConcurrentReconciles int
+	// SendTimeout is the longest a send can take (the Instagram client's
+	// timeout). With the outcome-write timeout it sizes the send lease.
+	// Default instagram.DefaultTimeout.
+	SendTimeout time.Duration
+	// Identity names this manager process in send leases. Default: the
+	// host name (the pod name) and a random per-process suffix, so a
+	// restarted pod is never taken for its previous incarnation.
+	Identity string
 }
 
 // Defaults of MessageOptions.
@@ -66,7 +78,43 @@ func (o MessageOptions) withDefaults() MessageOptions {
 	if o.MaxConcurrentReconciles <= 0 {
 		o.MaxConcurrentReconciles = DefaultMessageConcurrency
 	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = instagram.DefaultTimeout
+	}
 	return o
+}
+
+// sendLeaseMargin is added to a send lease for clock skew between the
+// managers that read it.
+const sendLeaseMargin = 15 * time.Second
+
+// leaseDuration is how long a send may be in flight, its outcome write
+// included: the lease another manager respects before it declares the
+// send interrupted.
+func (o MessageOptions) leaseDuration() time.Duration {
+	return o.SendTimeout + outcomeWriteTimeout + sendLeaseMargin
+}
+
+// holder is this process's name in send leases.
+func (r *InstagramMessageReconciler) holder() string {
+	r.identityOnce.Do(func() {
+		r.identity = r.Options.Identity
+		if r.identity == "" {
+			r.identity = defaultIdentity()
+		}
+	})
+	return r.identity
+}
+
+// defaultIdentity is the host name (the pod name) with a random suffix.
+func defaultIdentity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "manager"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "_" + hex.EncodeToString(b)
 }
 
 // conflictRequeue is the wait after an optimistic-lock conflict: someone
@@ -117,6 +165,9 @@ type InstagramMessageReconciler struct {
 	// longer than the write retries). The next reconcile writes it instead
 	// of reporting DeliveryUnknown.
 	unpersisted sync.Map
+
+	identityOnce sync.Once
+	identity     string
 }
 
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagrammessages,verbs=get;list;watch;patch;delete
@@ -258,12 +309,21 @@ func (r *InstagramMessageReconciler) resolveInterrupted(ctx context.Context, msg
 		// This process knows the outcome; only its write failed.
 		return r.record(ctx, msg, v.(func(*igv1.InstagramMessage)))
 	}
-	log.FromContext(ctx).Info("found a send interrupted before its outcome was recorded; not sending again", "message", msg.Name)
+	now := r.now()
+	if expiry := sendLeaseExpiry(msg, r.Options.withDefaults().leaseDuration()); now.Before(expiry) {
+		// Another manager (a previous leader shutting down) may still be
+		// sending it or writing its outcome: leave it alone until then.
+		log.FromContext(ctx).V(1).Info("message is being sent elsewhere; waiting for its lease", "message", msg.Name,
+			"holder", leaseHolder(msg), "leaseExpiresAt", expiry)
+		return ctrl.Result{RequeueAfter: max(expiry.Sub(now), time.Second)}, nil
+	}
+	log.FromContext(ctx).Info("found a send interrupted before its outcome was recorded; not sending again", "message", msg.Name,
+		"holder", leaseHolder(msg))
 	out := sendOutcome{
 		reason:  igv1.ReasonDeliveryUnknown,
 		message: deliveryUnknownMessage("the send was interrupted before its outcome was recorded"),
 	}
-	return r.writeLocked(ctx, msg, failedStatus(out, r.now()))
+	return r.writeLocked(ctx, msg, failedStatus(out, now))
 }
 
 // finish gives a message that the manager no longer acts on its final

@@ -58,6 +58,32 @@ func channelReadiness(ch *igv1.InstagramChannel, name string) (ready bool, why s
 	return true, ""
 }
 
+// sendLeaseExpiry is when a message found in Sending may be declared
+// interrupted: the expiry of its send lease. A Sending written before
+// leases existed counts from the transition of its Reconciling condition
+// (written with it) plus leaseDuration; with neither, it is expired.
+func sendLeaseExpiry(msg *igv1.InstagramMessage, leaseDuration time.Duration) time.Time {
+	if l := msg.Status.SendLease; l != nil {
+		return l.ExpiresAt.Time
+	}
+	if c := meta.FindStatusCondition(msg.Status.Conditions, igv1.ConditionReconciling); c != nil && c.Status == metav1.ConditionTrue {
+		return c.LastTransitionTime.Add(leaseDuration)
+	}
+	return time.Time{}
+}
+
+// holdsLease reports whether holder holds msg's send lease.
+func holdsLease(msg *igv1.InstagramMessage, holder string) bool {
+	return msg.Status.SendLease != nil && msg.Status.SendLease.Holder == holder
+}
+
+func leaseHolder(msg *igv1.InstagramMessage) string {
+	if msg.Status.SendLease == nil {
+		return ""
+	}
+	return msg.Status.SendLease.Holder
+}
+
 // pendingDeadline is when a message that is still not sent fails with
 // reason Expired.
 func pendingDeadline(msg *igv1.InstagramMessage, maxAge time.Duration) time.Time {

@@ -45,6 +45,11 @@ type Fault struct {
 	DropConnection bool
 	// AfterProcessing lets the request take effect before the fault.
 	AfterProcessing bool
+	// Hold keeps the answer back until the channel is closed (or the
+	// client gives up): a slow Instagram under the test's control. With
+	// AfterProcessing the request has taken effect meanwhile (a send is
+	// in Sent()); without it, it takes effect when released.
+	Hold <-chan struct{}
 }
 
 // answersError reports whether the fault replaces the answer with an error.
@@ -113,6 +118,14 @@ func (s *Server) serveFault(w *statusWriter, r *http.Request, f *Fault, next fun
 	if f.AfterProcessing {
 		processed = httptest.NewRecorder()
 		next(processed, r)
+	}
+
+	if f.Hold != nil {
+		select {
+		case <-f.Hold:
+		case <-r.Context().Done():
+			return
+		}
 	}
 
 	if f.DropConnection {

@@ -427,16 +427,23 @@ func (r *InstagramMessageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // messageChangedPredicate passes outgoing messages when they appear (also
-// at startup) and when their spec changes.
+// at startup), when their spec changes, and when they leave Sending: a
+// manager that waits for another's send lease finishes the message as soon
+// as the holder recorded the outcome, instead of at the lease's expiry.
 func messageChangedPredicate() predicate.Predicate {
 	outgoing := func(o client.Object) bool {
 		m, ok := o.(*igv1.InstagramMessage)
 		return ok && m.Spec.Direction == igv1.DirectionOutgoing
 	}
+	leftSending := func(e event.UpdateEvent) bool {
+		oldMsg, ok1 := e.ObjectOld.(*igv1.InstagramMessage)
+		newMsg, ok2 := e.ObjectNew.(*igv1.InstagramMessage)
+		return ok1 && ok2 && oldMsg.Status.Phase == igv1.PhaseSending && newMsg.Status.Phase != igv1.PhaseSending
+	}
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return outgoing(e.Object) },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return outgoing(e.ObjectNew) && e.ObjectNew.GetGeneration() != e.ObjectOld.GetGeneration()
+			return outgoing(e.ObjectNew) && (e.ObjectNew.GetGeneration() != e.ObjectOld.GetGeneration() || leftSending(e))
 		},
 		DeleteFunc:  func(event.DeleteEvent) bool { return false },
 		GenericFunc: func(e event.GenericEvent) bool { return outgoing(e.Object) },

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
 	"github.com/leadchat/instagram-operator/internal/names"
 )
@@ -208,9 +209,79 @@ var _ = Describe("InstagramMessage sending", func() {
 		Expect(e.ig.CallCount(fake.EndpointSend)).To(BeZero())
 	})
 
+	It("leaves a message alone while another manager's send lease runs, and only then reports DeliveryUnknown", func() {
+		m := e.outgoing("in flight elsewhere")
+		lease := &igv1.SendLease{Holder: "previous-leader", ExpiresAt: metav1.NewTime(e.clock.Now().Add(time.Minute))}
+		e.setSending(m.Name, lease)
+		writes := e.writes.Load()
+
+		res := e.reconcile(m.Name)
+		Expect(res.RequeueAfter).To(BeNumerically("~", time.Minute, time.Second))
+		got := e.get(m.Name)
+		Expect(got.Status.Phase).To(Equal(igv1.PhaseSending))
+		Expect(got.Status.SendLease.Holder).To(Equal(lease.Holder))
+		Expect(got.Status.SendLease.ExpiresAt.Time).To(BeTemporally("==", lease.ExpiresAt.Time))
+		Expect(e.writes.Load()).To(Equal(writes), "no write while the lease runs")
+
+		e.clock.Step(59 * time.Second)
+		e.reconcile(m.Name)
+		Expect(e.get(m.Name).Status.Phase).To(Equal(igv1.PhaseSending))
+
+		e.clock.Step(time.Second)
+		e.reconcile(m.Name)
+		got = e.get(m.Name)
+		Expect(got.Status.Phase).To(Equal(igv1.PhaseFailed))
+		Expect(got.Status.Reason).To(Equal(igv1.ReasonDeliveryUnknown))
+		Expect(got.Status.SendLease).To(BeNil())
+		Expect(e.ig.CallCount(fake.EndpointSend)).To(BeZero())
+	})
+
+	It("does not overwrite what another manager recorded after its lease ran out", func() {
+		m := e.outgoing("late answer")
+		// This reconciler's lease, expired; another manager has declared
+		// the send interrupted meanwhile.
+		e.setSending(m.Name, &igv1.SendLease{Holder: e.r.holder(), ExpiresAt: metav1.NewTime(e.clock.Now())})
+		stale := e.get(m.Name)
+		e.reconcileWith(e.newReconciler(), m.Name)
+		Expect(e.get(m.Name).Status.Reason).To(Equal(igv1.ReasonDeliveryUnknown))
+		e.drainEvents()
+
+		Expect(e.r.record(e.ctx, stale, sentStatus("mid-late", e.clock.Now()))).To(Equal(ctrl.Result{}))
+
+		got := e.get(m.Name)
+		Expect(got.Status.Phase).To(Equal(igv1.PhaseFailed))
+		Expect(got.Status.Reason).To(Equal(igv1.ReasonDeliveryUnknown))
+		Expect(got.Status.MessageID).To(BeEmpty())
+		Expect(e.drainEvents()).To(ContainElement(And(HavePrefix("Warning "+igv1.ReasonSendLeaseLost), ContainSubstring("mid-late"))))
+	})
+
+	It("leaves the message Pending when stopped while waiting for the rate limit", func() {
+		// A bucket of one call, refilled every ~17 minutes, used up.
+		limited := instagram.NewClients(instagram.Config{
+			GraphURL: e.igURL, APIURL: e.igURL, OAuthURL: e.igURL, RatePerSecond: 0.001, Burst: 1, Clock: e.clock,
+		})
+		ctx, cancel := context.WithCancel(e.ctx)
+		defer cancel()
+		e.r.Instagram = limited
+		first := e.outgoing("takes the only call")
+		e.reconcile(first.Name)
+		Expect(e.get(first.Name).Status.Phase).To(Equal(igv1.PhaseSent))
+
+		// The manager shuts down as the send starts waiting for its turn.
+		e.r.Instagram = hookedClients{InstagramClients: limited, beforeReserve: cancel}
+		m := e.outgoing("waits for the rate limit")
+		_, err := e.r.Reconcile(ctx, e.request(m.Name))
+		Expect(err).NotTo(HaveOccurred())
+
+		got := e.get(m.Name)
+		Expect(got.Status.Phase).To(BeElementOf(igv1.Phase(""), igv1.PhasePending))
+		Expect(got.Status.SendLease).To(BeNil())
+		Expect(e.ig.CallCount(fake.EndpointSend)).To(Equal(1))
+	})
+
 	It("writes an outcome it knows but failed to record instead of DeliveryUnknown", func() {
 		m := e.outgoing("known outcome")
-		e.setPhase(m.Name, igv1.PhaseSending)
+		e.setSending(m.Name, &igv1.SendLease{Holder: e.r.holder(), ExpiresAt: metav1.NewTime(e.clock.Now().Add(time.Minute))})
 		got := e.get(m.Name)
 		// As left by record() when the API server was unreachable.
 		e.r.unpersisted.Store(got.UID, sentStatus("mid-known", e.clock.Now()))

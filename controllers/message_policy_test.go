@@ -210,3 +210,38 @@ func TestRetentionRunnerIsLeaderOnly(t *testing.T) {
 		t.Error("RetentionRunner must run on the leader only")
 	}
 }
+
+func TestSendLeaseExpiry(t *testing.T) {
+	sent := time.Date(2025, 11, 21, 12, 0, 0, 0, time.UTC)
+	cases := map[string]struct {
+		status igv1.InstagramMessageStatus
+		want   time.Time
+	}{
+		"the lease's expiry": {
+			status: igv1.InstagramMessageStatus{SendLease: &igv1.SendLease{Holder: "a", ExpiresAt: metav1.NewTime(sent.Add(time.Minute))}},
+			want:   time.Date(2025, 11, 21, 12, 1, 0, 0, time.UTC),
+		},
+		"a Sending written before leases: from its Reconciling transition": {
+			status: igv1.InstagramMessageStatus{Conditions: []metav1.Condition{{
+				Type: igv1.ConditionReconciling, Status: metav1.ConditionTrue, LastTransitionTime: metav1.NewTime(sent),
+			}}},
+			want: time.Date(2025, 11, 21, 12, 1, 0, 0, time.UTC),
+		},
+		"neither: expired": {},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := sendLeaseExpiry(&igv1.InstagramMessage{Status: tc.status}, time.Minute)
+			if !got.Equal(tc.want) {
+				t.Errorf("sendLeaseExpiry = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLeaseDurationCoversSendAndOutcomeWrite(t *testing.T) {
+	got := MessageOptions{SendTimeout: 15 * time.Second}.withDefaults().leaseDuration()
+	if want := 60 * time.Second; got != want {
+		t.Errorf("leaseDuration = %s, want %s", got, want)
+	}
+}

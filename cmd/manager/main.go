@@ -10,15 +10,11 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -85,19 +81,15 @@ func run() error {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(igv1.AddToScheme(scheme))
 
-	watched := labels.SelectorFromSet(labels.Set{igv1.LabelWatch: "true"})
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress: f.probeAddr,
 		LeaderElection:         f.leaderElect,
 		LeaderElectionID:       "instagram-operator.leadchat.io",
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Only Secrets the operator manages or references, never all.
-			&corev1.Secret{}: {Label: watched},
-			// Only outgoing messages still to be sent, never the history.
-			&igv1.InstagramMessage{}: {Label: controllers.MessageCacheSelector()},
-		}},
+		// Only Secrets the operator manages or references, and only
+		// outgoing messages still to be sent.
+		Cache: controllers.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -150,7 +142,11 @@ func run() error {
 		Recorder:  mgr.GetEventRecorder("instagrammessage-controller"),
 		Clock:     clock.RealClock{},
 		Instagram: ig,
-		Options:   controllers.MessageOptions{MaxPendingAge: f.maxPendingAge},
+		Options: controllers.MessageOptions{
+			MaxPendingAge: f.maxPendingAge,
+			// The client's timeout sizes the send lease.
+			SendTimeout: instagram.DefaultTimeout,
+		},
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up message controller: %w", err)
 	}

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/conditions"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/internal/names"
 )
@@ -166,6 +167,10 @@ type InstagramMessageReconciler struct {
 	// of reporting DeliveryUnknown.
 	unpersisted sync.Map
 
+	// refusedTokens holds, by channel UID, the fingerprint of a token
+	// Instagram refused on a send of this process (see stopChannel).
+	refusedTokens sync.Map
+
 	identityOnce sync.Once
 	identity     string
 }
@@ -251,7 +256,11 @@ func (r *InstagramMessageReconciler) reconcilePending(ctx context.Context, msg *
 	if why != "" {
 		return r.wait(ctx, msg, why, deadline, now)
 	}
-	return r.send(ctx, msg, target, deadline)
+	if r.tokenRefusedHere(ch, target.token) {
+		why := fmt.Sprintf("channel %q is not Ready (%s): Instagram refused its token on a send; waiting for a new login", channelName, igv1.ReasonTokenInvalid)
+		return r.wait(ctx, msg, why, deadline, now)
+	}
+	return r.send(ctx, msg, ch, target, deadline)
 }
 
 // wait keeps a message Pending with reason ChannelNotReady until the
@@ -394,14 +403,7 @@ func (r *InstagramMessageReconciler) now() time.Time {
 // setMessageCondition sets a condition with the message's generation and a
 // transition time from the injected clock.
 func setMessageCondition(m *igv1.InstagramMessage, condType string, status metav1.ConditionStatus, reason, message string, now time.Time) {
-	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{
-		Type:               condType,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
-		ObservedGeneration: m.Generation,
-		LastTransitionTime: metav1.NewTime(now),
-	})
+	conditions.Set(&m.Status.Conditions, m.Generation, condType, status, reason, message, now)
 }
 
 // SetupWithManager registers the controller. Messages are watched for

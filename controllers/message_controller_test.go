@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -127,9 +128,73 @@ var _ = Describe("InstagramMessage sending", func() {
 			igv1.ReasonPermissionDenied, "200"),
 		Entry("bad request", fake.Fault{Code: 100, Subcode: 2018001, Message: "No matching user found"},
 			igv1.ReasonBadRequest, "No matching user found"),
-		Entry("token invalid", fake.Fault{Code: 190, Subcode: 460, Message: "Error validating access token: password changed"},
-			igv1.ReasonTokenInvalid, "new login"),
 	)
+
+	It("stops the channel at once when Instagram refuses its token on a send, and sends nothing more", func() {
+		e.ig.FailNext(fake.EndpointSend, 1, fake.Fault{Code: 190, Subcode: 460, Message: "Error validating access token: password changed"})
+		m := e.outgoing("refused token")
+
+		e.reconcile(m.Name)
+
+		ch := &igv1.InstagramChannel{}
+		Expect(k8sClient.Get(e.ctx, types.NamespacedName{Namespace: e.ns, Name: e.channel}, ch)).To(Succeed())
+		for _, c := range []struct {
+			typ    string
+			status metav1.ConditionStatus
+		}{
+			{igv1.ConditionAuthorized, metav1.ConditionFalse},
+			{igv1.ConditionReady, metav1.ConditionFalse},
+			{igv1.ConditionStalled, metav1.ConditionTrue},
+		} {
+			cond := meta.FindStatusCondition(ch.Status.Conditions, c.typ)
+			Expect(cond).NotTo(BeNil(), c.typ)
+			Expect(cond.Status).To(Equal(c.status), c.typ)
+			Expect(cond.Reason).To(Equal(igv1.ReasonTokenInvalid), c.typ)
+			Expect(cond.ObservedGeneration).To(Equal(ch.Generation), "%s closes the channel's token gate", c.typ)
+		}
+		Expect(meta.FindStatusCondition(ch.Status.Conditions, igv1.ConditionAuthorized).Message).To(ContainSubstring("460"))
+		Expect(kstatusOf(ch)).To(Equal(status.FailedStatus))
+		Expect(e.drainEvents()).To(ContainElement(HavePrefix("Warning " + igv1.EventReauthorizationRequired)))
+
+		By("the refused message waits for a new login instead of failing; nothing was sent")
+		got := e.get(m.Name)
+		Expect(got.Status.Phase).To(Equal(igv1.PhasePending))
+		Expect(got.Status.Error).NotTo(BeNil())
+		Expect(got.Status.Error.Code).To(Equal(int32(190)))
+
+		By("the next pending message makes no call")
+		next := e.outgoing("after the refusal")
+		e.reconcile(next.Name)
+		Expect(e.get(next.Name).Status.Reason).To(Equal(igv1.ReasonChannelNotReady))
+		Expect(e.get(next.Name).Status.Message).To(ContainSubstring(igv1.ReasonTokenInvalid))
+		e.clock.Step(time.Minute)
+		e.reconcile(m.Name)
+		Expect(e.get(m.Name).Status.Reason).To(Equal(igv1.ReasonChannelNotReady))
+		Expect(e.ig.CallCount(fake.EndpointSend)).To(Equal(1))
+
+		By("a new token lets both go out")
+		e.setChannelReady(e.channel, true, igv1.ReasonReady, "logged in again")
+		e.rotateToken()
+		e.reconcile(m.Name)
+		e.reconcile(next.Name)
+		Expect(e.get(m.Name).Status.Phase).To(Equal(igv1.PhaseSent))
+		Expect(e.get(next.Name).Status.Phase).To(Equal(igv1.PhaseSent))
+		Expect(e.ig.Sent()).To(HaveLen(2))
+	})
+
+	It("does not stop the channel when the refused token is no longer the channel's", func() {
+		e.ig.FailNext(fake.EndpointSend, 1, fake.Fault{Code: 190, Subcode: 463, Message: "Session has expired"})
+		m := e.outgoing("old token")
+		// The channel refreshes its token while the send is under way.
+		e.r.Instagram = hookedClients{InstagramClients: e.clients, beforeReserve: e.rotateToken}
+
+		e.reconcile(m.Name)
+
+		ch := &igv1.InstagramChannel{}
+		Expect(k8sClient.Get(e.ctx, types.NamespacedName{Namespace: e.ns, Name: e.channel}, ch)).To(Succeed())
+		Expect(meta.IsStatusConditionTrue(ch.Status.Conditions, igv1.ConditionReady)).To(BeTrue())
+		Expect(e.get(m.Name).Status.Phase).To(Equal(igv1.PhasePending), "retried with the new token later")
+	})
 
 	It("fails with UserUnavailable when Instagram refuses the recipient", func() {
 		e.ig.AddCustomer(fake.Customer{IGSID: msgTestContact, Unavailable: true})

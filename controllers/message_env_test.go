@@ -176,6 +176,18 @@ func (e *messageEnv) createChannel(name string, mutate func(*igv1.InstagramChann
 	return ch
 }
 
+// rotateToken gives the channel a new token, as a refresh or a new login
+// does.
+func (e *messageEnv) rotateToken() {
+	GinkgoHelper()
+	secret := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: e.ns, Name: (&igv1.InstagramChannel{ObjectMeta: metav1.ObjectMeta{Name: e.channel}}).TokenSecretName()}
+	Expect(k8sClient.Get(e.ctx, key, secret)).To(Succeed())
+	e.token = e.ig.IssueLongLivedToken(e.appID, e.userID)
+	secret.Data[igv1.TokenSecretKeyAccessToken] = []byte(e.token)
+	Expect(k8sClient.Update(e.ctx, secret)).To(Succeed())
+}
+
 // setChannelReady sets the channel's Ready condition as the channel
 // controller would.
 func (e *messageEnv) setChannelReady(name string, ready bool, reason, message string) {

@@ -115,6 +115,10 @@ type sendOutcome struct {
 	message string
 	// apiError is Instagram's error body, when it sent one.
 	apiError *igv1.MessageError
+	// tokenRefused: Instagram refused the channel's token (190). The
+	// channel stops at once; the message waits for a new login like every
+	// other message of the channel, since nothing was sent.
+	tokenRefused bool
 }
 
 // classifySend maps an error of instagram.API.Send to what happens to the
@@ -158,7 +162,7 @@ func classifySend(err error, spec *igv1.InstagramMessageSpec) sendOutcome {
 	case instagram.ClassBadRequest:
 		out.reason = igv1.ReasonBadRequest
 	case instagram.ClassTokenInvalid:
-		out.reason = igv1.ReasonTokenInvalid
+		out.retry, out.tokenRefused, out.reason = true, true, igv1.ReasonTokenInvalid
 		out.message += "; the channel needs a new login"
 	default:
 		// Refused for a reason the client could not classify: not retried,

@@ -16,11 +16,12 @@ import (
 
 func TestClassifySend(t *testing.T) {
 	type want struct {
-		retry      bool
-		retryAfter time.Duration
-		reason     string
-		apiError   *igv1.MessageError
-		mentions   string
+		retry        bool
+		retryAfter   time.Duration
+		reason       string
+		apiError     *igv1.MessageError
+		mentions     string
+		tokenRefused bool
 	}
 	graph := func(class instagram.Class, code, subcode int) *instagram.Error {
 		return &instagram.Error{Class: class, Endpoint: instagram.EndpointSend, HTTPStatus: 400,
@@ -54,7 +55,7 @@ func TestClassifySend(t *testing.T) {
 		},
 		"token invalid": {
 			err:  graph(instagram.ClassTokenInvalid, 190, 463),
-			want: want{reason: igv1.ReasonTokenInvalid, mentions: "new login", apiError: &igv1.MessageError{Code: 190, Subcode: 463, Type: "OAuthException", Message: "refused"}},
+			want: want{retry: true, tokenRefused: true, reason: igv1.ReasonTokenInvalid, mentions: "new login", apiError: &igv1.MessageError{Code: 190, Subcode: 463, Type: "OAuthException", Message: "refused"}},
 		},
 		"rate limited is retried after Retry-After": {
 			err: &instagram.Error{Class: instagram.ClassRateLimited, Code: 4, NotDelivered: true, RetryAfter: time.Minute},
@@ -89,7 +90,8 @@ func TestClassifySend(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			out := classifySend(tc.err, &igv1.InstagramMessageSpec{Tag: tc.tag})
-			got := want{retry: out.retry, retryAfter: out.retryAfter, reason: out.reason, apiError: out.apiError, mentions: tc.want.mentions}
+			got := want{retry: out.retry, retryAfter: out.retryAfter, reason: out.reason, apiError: out.apiError, mentions: tc.want.mentions,
+				tokenRefused: out.tokenRefused}
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
 				t.Errorf("classifySend (-want +got):\n%s", diff)
 			}

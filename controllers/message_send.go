@@ -149,7 +149,7 @@ func ownedBy(o metav1.Object, uid types.UID) bool {
 // reconcilers (two managers, or a retry reading a stale cache) that both saw
 // Pending, only one can move the message to Sending, and only that one
 // calls Instagram.
-func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.InstagramMessage, target *sendTarget, deadline time.Time) (ctrl.Result, error) {
+func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.InstagramMessage, ch *igv1.InstagramChannel, target *sendTarget, deadline time.Time) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	opts := r.Options.withDefaults()
 
@@ -194,6 +194,13 @@ func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.Instagr
 	}
 
 	out := classifySend(err, &msg.Spec)
+	if out.tokenRefused {
+		// Before the message's own record: by the time a watcher sees
+		// the message wait, the channel already says why.
+		if stopErr := r.stopChannel(context.WithoutCancel(ctx), ch, target.token, err.Error()); stopErr != nil {
+			logger.Error(stopErr, "could not stop the channel after Instagram refused its token")
+		}
+	}
 	if out.retry {
 		messagesSentTotal.WithLabelValues(sendResultRetried).Inc()
 		attempts := msg.Status.Attempts + 1

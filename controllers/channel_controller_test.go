@@ -824,3 +824,40 @@ var _ = Describe("InstagramChannel token Secret rename", func() {
 		expectCondition(e.channel("support"), igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
 	})
 })
+
+var _ = Describe("InstagramChannel status written by two controllers", func() {
+	It("keeps the token refusal another writer stored while a reconcile was under way", func() {
+		e := newChannelEnv()
+		e.adopt("support")
+		ch := e.channel("support")
+		e.clock.SetTime(ch.Status.Token.NextRefreshAt.Time)
+		e.ig.FailNext(fake.EndpointRefreshToken, 1, fake.Fault{HTTPStatus: 500})
+		// Between this reconcile's read and its status write, a send is
+		// answered 190 and the message controller stops the channel.
+		stop := func() {
+			GinkgoHelper()
+			fresh := e.channel("support")
+			patch := client.MergeFrom(fresh.DeepCopy())
+			markTokenRefused(fresh, "Instagram rejected the token on a send: code 190/460", e.clock.Now())
+			Expect(k8sClient.Status().Patch(e.ctx, fresh, patch)).To(Succeed())
+		}
+		e.beforeStatusPatch.Store(&stop)
+
+		e.reconcile("support")
+
+		ch = e.channel("support")
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionFalse, igv1.ReasonTokenInvalid)
+		expectCondition(ch, igv1.ConditionStalled, metav1.ConditionTrue, igv1.ReasonTokenInvalid)
+		Expect(ch.Status.Token.Failures).To(Equal(int32(1)), "the reconcile's own changes are stored too")
+		Expect(kstatusOf(ch)).NotTo(Equal(status.CurrentStatus))
+
+		By("the next reconcile keeps the channel stopped and makes no Instagram call")
+		calls := len(e.ig.Calls())
+		e.clock.Step(time.Hour)
+		e.reconcile("support")
+		ch = e.channel("support")
+		expectCondition(ch, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonTokenInvalid)
+		expectCondition(ch, igv1.ConditionStalled, metav1.ConditionTrue, igv1.ReasonTokenInvalid)
+		Expect(e.ig.Calls()).To(HaveLen(calls))
+	})
+})

@@ -53,8 +53,8 @@ type channelEnv struct {
 	// beforeStatusPatch, when set, runs once before the reconciler's next
 	// status write: another writer acting between its read and its write.
 	beforeStatusPatch atomic.Pointer[func()]
-	rec              *events.FakeRecorder
-	r                *InstagramChannelReconciler
+	rec               *events.FakeRecorder
+	r                 *InstagramChannelReconciler
 
 	mu     sync.Mutex
 	logs   strings.Builder

@@ -97,9 +97,12 @@ var _ = Describe("InstagramChannel token adoption", func() {
 
 		ch := e.channel("support")
 		expectCondition(ch, igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
-		Expect(ch.Status.Token.ExpiresAt.Time).To(BeTemporally("==", start.Add(60*day)))
+		By("the expiry is unknown, and the channel says so instead of assuming one")
+		Expect(ch.Status.Token.ExpiresAt).To(BeNil())
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonExpiryUnknown)
 		Expect(ch.Status.Token.NextRefreshAt.Time).To(BeTemporally("==", start.Add(day)))
-		Expect(e.eventsWith("Normal " + igv1.EventTokenExchanged)).To(ContainElement(ContainSubstring("assuming")))
+		Expect(e.secret("support-instagram-token").Data).NotTo(HaveKey(igv1.TokenSecretKeyExpiresAt))
+		Expect(e.eventsWith("Normal " + igv1.EventTokenExchanged)).To(ContainElement(ContainSubstring("did not tell its expiry")))
 
 		e.clock.SetTime(start.Add(day))
 		e.reconcile("support")
@@ -107,6 +110,46 @@ var _ = Describe("InstagramChannel token adoption", func() {
 		Expect(e.ig.CallCount(fake.EndpointRefreshToken)).To(Equal(2), "one refused at adoption, one now")
 		Expect(ch.Status.Token.ExpiresAt.Time).To(BeTemporally("==", start.Add(61*day)))
 		expectCondition(ch, igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonSucceeded)
+	})
+
+	It("keeps the refresh that learns an unknown expiry across a spec edit and a failing refresh", func() {
+		e := newChannelEnv()
+		e.createApp()
+		acc := e.newAccount("unknown")
+		e.initialSecret("seed", e.longLived(acc.UserID), nil)
+		e.newChannel("support", withInitial("seed"))
+		start := e.clock.Now()
+		e.reconcile("support")
+		Expect(e.channel("support").Status.Token.ExpiresAt).To(BeNil())
+
+		By("a spec edit recomputes the refresh time; it stays the learning one")
+		ch := e.channel("support")
+		patch := client.MergeFrom(ch.DeepCopy())
+		ch.Spec.RefreshBefore = &metav1.Duration{Duration: 240 * time.Hour}
+		Expect(k8sClient.Patch(e.ctx, ch, patch)).To(Succeed())
+		e.clock.Step(time.Hour)
+		e.reconcile("support")
+		ch = e.channel("support")
+		Expect(ch.Status.Token.NextRefreshAt.Time).To(BeTemporally("==", start.Add(day)))
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonExpiryUnknown)
+		Expect(e.ig.CallCount(fake.EndpointRefreshToken)).To(Equal(1), "no refresh before Instagram allows it")
+
+		By("the learning refresh fails once, backs off, and is tried again")
+		e.ig.FailNext(fake.EndpointRefreshToken, 1, fake.Fault{HTTPStatus: 500})
+		e.clock.SetTime(start.Add(day))
+		e.reconcile("support")
+		ch = e.channel("support")
+		Expect(e.ig.CallCount(fake.EndpointRefreshToken)).To(Equal(2))
+		Expect(ch.Status.Token.ExpiresAt).To(BeNil())
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonExpiryUnknown)
+
+		e.clock.Step(Backoff(1))
+		e.reconcile("support")
+		ch = e.channel("support")
+		Expect(e.ig.CallCount(fake.EndpointRefreshToken)).To(Equal(3))
+		Expect(ch.Status.Token.ExpiresAt).NotTo(BeNil(), "the expiry is learnt")
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonSucceeded)
 	})
 
 	It("takes the expiry of a long-lived token from the initial Secret's expiresAt", func() {

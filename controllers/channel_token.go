@@ -147,6 +147,7 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 		NextRefreshAt: timeOf(st.NextRefreshAt),
 		Failures:      st.Failures,
 		LastFailureAt: timeOf(st.LastFailureAt),
+		MinRefreshAge: r.opts().TokenMinRefreshAge,
 	}
 	if c := meta.FindStatusCondition(run.original.Status.Conditions, igv1.ConditionAuthorized); gated && c != nil {
 		in.InvalidMessage = c.Message
@@ -241,11 +242,12 @@ func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channe
 				token, expiresAt = rl.AccessToken, run.now.Add(lifetime(rl.ExpiresIn))
 				note = fmt.Sprintf("adopted the %s token as long-lived and refreshed it, valid until %s", src.kind, formatTime(expiresAt))
 			} else {
-				// Unknown expiry: assume the full lifetime from now and
-				// learn the truth by refreshing as soon as Instagram allows.
-				expiresAt = run.now.Add(LongLivedTokenLifetime)
-				nextRefresh = run.now.Add(r.opts().TokenMinRefreshAge)
-				note = fmt.Sprintf("adopted the %s token as long-lived; Instagram did not tell its expiry, assuming %s and refreshing at %s to learn it", src.kind, formatTime(expiresAt), formatTime(nextRefresh))
+				// Unknown expiry: no date is assumed. The status, the
+				// Authorized condition (ExpiryUnknown) and the metrics say
+				// it is unknown, and the policy refreshes as soon as
+				// Instagram allows, on every reconcile until it works.
+				nextRefresh = ExpiryLearnAt(refreshedAt, r.opts().TokenMinRefreshAge)
+				note = fmt.Sprintf("adopted the %s token as long-lived; Instagram did not tell its expiry, refreshing at %s to learn it", src.kind, formatTime(nextRefresh))
 				logger.V(1).Info("refresh of adopted token refused", "error", rErr.Error())
 			}
 		}
@@ -414,8 +416,15 @@ func (r *InstagramChannelReconciler) markTokenInvalid(ctx context.Context, run *
 	return &halt{reason: igv1.ReasonTokenInvalid, message: full, stalled: true, retryAt: renewAt}
 }
 
+// markAuthorized records a usable token. One whose expiry Instagram has
+// not told is Authorized with reason ExpiryUnknown: never a silent guess.
 func (r *InstagramChannelReconciler) markAuthorized(run *channelRun) {
 	st := tokenStatus(run.ch)
+	if st.ExpiresAt == nil {
+		r.setCondition(run, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonExpiryUnknown,
+			"token works but Instagram has not told its expiry; refreshing at "+formatTime(timeOf(st.NextRefreshAt))+" to learn it")
+		return
+	}
 	r.setCondition(run, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonSucceeded,
 		"token valid until "+formatTime(timeOf(st.ExpiresAt)))
 }

@@ -252,6 +252,8 @@ func (r *InstagramChannelReconciler) summarise(ctx context.Context, run *channel
 		msg := fmt.Sprintf("connected as @%s; webhooks subscribed", username)
 		if ch.Status.Token != nil && ch.Status.Token.ExpiresAt != nil {
 			msg += "; token valid until " + formatTime(ch.Status.Token.ExpiresAt.Time)
+		} else {
+			msg += "; token expiry not known yet"
 		}
 		r.setCondition(run, igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady, msg)
 		meta.RemoveStatusCondition(&ch.Status.Conditions, igv1.ConditionReconciling)

@@ -67,6 +67,9 @@ type TokenInput struct {
 	NextRefreshAt time.Time
 	Failures      int32
 	LastFailureAt time.Time
+	// MinRefreshAge is how old a token must be before Instagram refreshes
+	// it (--token-min-refresh-age).
+	MinRefreshAge time.Duration
 }
 
 // TokenDecision is the outcome of the policy.
@@ -90,6 +93,7 @@ var tokenChecks = []tokenCheck{
 	checkHasToken,
 	checkNotExpired,
 	checkBackoff,
+	checkExpiryKnown,
 	checkRefreshDue,
 }
 
@@ -162,6 +166,40 @@ func checkBackoff(in TokenInput) (TokenDecision, bool) {
 	}, true
 }
 
+// checkExpiryKnown: a token whose expiry Instagram has not told (adopted
+// as it was, and its refresh refused because it was too young) is
+// refreshed as soon as Instagram allows, on every reconcile until that
+// works: the refresh answer carries the expiry. Until then the channel
+// says so (reason ExpiryUnknown) rather than assume a date.
+func checkExpiryKnown(in TokenInput) (TokenDecision, bool) {
+	if !in.ExpiresAt.IsZero() {
+		return TokenDecision{}, false
+	}
+	learnAt := ExpiryLearnAt(in.RefreshedAt, in.MinRefreshAge)
+	if !in.Now.Before(learnAt) {
+		return TokenDecision{
+			Action:  TokenActionRefresh,
+			Reason:  instagramv1alpha1.ReasonProgressing,
+			Message: "token expiry unknown: refreshing to learn it",
+		}, true
+	}
+	return TokenDecision{
+		Action:      TokenActionUse,
+		Reason:      instagramv1alpha1.ReasonExpiryUnknown,
+		Message:     fmt.Sprintf("token works but Instagram has not told its expiry; refreshing at %s to learn it", formatTime(learnAt)),
+		NextCheckAt: learnAt,
+	}, true
+}
+
+// ExpiryLearnAt is when a token of unknown expiry can be refreshed to learn
+// it: once it is minAge old; at once when its age is unknown too.
+func ExpiryLearnAt(refreshedAt time.Time, minAge time.Duration) time.Time {
+	if refreshedAt.IsZero() {
+		return time.Time{}
+	}
+	return refreshedAt.Add(minAge).Truncate(time.Second)
+}
+
 func checkRefreshDue(in TokenInput) (TokenDecision, bool) {
 	if in.NextRefreshAt.IsZero() || in.Now.Before(in.NextRefreshAt) {
 		return TokenDecision{}, false
@@ -180,7 +218,8 @@ func checkRefreshDue(in TokenInput) (TokenDecision, bool) {
 // seconds, the precision the API server stores.
 func NextRefreshAt(expiresAt, refreshedAt time.Time, refreshBefore, minAge time.Duration, seed string) time.Time {
 	if expiresAt.IsZero() {
-		return time.Time{}
+		// Unknown expiry: the next refresh is the one that learns it.
+		return ExpiryLearnAt(refreshedAt, minAge)
 	}
 	at := expiresAt.Add(-refreshBefore).Add(-RefreshJitter(refreshBefore, seed))
 	if !refreshedAt.IsZero() {

@@ -62,6 +62,31 @@ func TestDecideToken(t *testing.T) {
 			in:   with(func(in *TokenInput) { in.NextRefreshAt = policyNow.Add(time.Second) }),
 			want: want{TokenActionUse, igv1.ReasonSucceeded, policyNow.Add(time.Second)},
 		},
+		"unknown expiry is used until Instagram allows the refresh that learns it": {
+			in: with(func(in *TokenInput) {
+				in.ExpiresAt, in.RefreshedAt, in.MinRefreshAge = time.Time{}, policyNow.Add(-time.Hour), day
+				in.NextRefreshAt = policyNow.Add(23 * time.Hour)
+			}),
+			want: want{TokenActionUse, igv1.ReasonExpiryUnknown, policyNow.Add(23 * time.Hour)},
+		},
+		"unknown expiry refreshes once allowed": {
+			in: with(func(in *TokenInput) {
+				in.ExpiresAt, in.RefreshedAt, in.MinRefreshAge = time.Time{}, policyNow.Add(-day), day
+				in.NextRefreshAt = time.Time{} // lost: the policy does not need it
+			}),
+			want: want{Action: TokenActionRefresh, Reason: igv1.ReasonProgressing},
+		},
+		"unknown expiry and age refreshes at once": {
+			in:   with(func(in *TokenInput) { in.ExpiresAt, in.RefreshedAt, in.NextRefreshAt = time.Time{}, time.Time{}, time.Time{} }),
+			want: want{Action: TokenActionRefresh, Reason: igv1.ReasonProgressing},
+		},
+		"unknown expiry with a failing learning refresh backs off": {
+			in: with(func(in *TokenInput) {
+				in.ExpiresAt, in.RefreshedAt, in.MinRefreshAge = time.Time{}, policyNow.Add(-2*day), day
+				in.Failures, in.LastFailureAt = 1, policyNow.Add(-10*time.Second)
+			}),
+			want: want{TokenActionBackoff, igv1.ReasonRefreshFailing, policyNow.Add(20 * time.Second)},
+		},
 		"failing refresh backs off": {
 			in: with(func(in *TokenInput) {
 				in.NextRefreshAt = policyNow.Add(-time.Hour)
@@ -111,8 +136,12 @@ func TestNextRefreshAt(t *testing.T) {
 			expiresAt: expires, refreshedAt: issued, refreshBefore: 1416 * time.Hour, minAge: day, seed: "a",
 			want: issued.Add(day),
 		},
-		"unknown expiry: no refresh time": {
+		"unknown expiry: refresh as soon as allowed, to learn it": {
 			refreshedAt: issued, refreshBefore: 20 * day, minAge: day,
+			want: issued.Add(day),
+		},
+		"unknown expiry and age: no time, the policy refreshes at once": {
+			refreshBefore: 20 * day, minAge: day,
 			want: time.Time{},
 		},
 		"short refreshBefore gets a small jitter": {

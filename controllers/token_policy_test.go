@@ -77,7 +77,9 @@ func TestDecideToken(t *testing.T) {
 			want: want{Action: TokenActionRefresh, Reason: igv1.ReasonProgressing},
 		},
 		"unknown expiry and age refreshes at once": {
-			in:   with(func(in *TokenInput) { in.ExpiresAt, in.RefreshedAt, in.NextRefreshAt = time.Time{}, time.Time{}, time.Time{} }),
+			in: with(func(in *TokenInput) {
+				in.ExpiresAt, in.RefreshedAt, in.NextRefreshAt = time.Time{}, time.Time{}, time.Time{}
+			}),
 			want: want{Action: TokenActionRefresh, Reason: igv1.ReasonProgressing},
 		},
 		"unknown expiry with a failing learning refresh backs off": {

@@ -93,29 +93,34 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 		}
 	}
 
-	// A completed Business Login is the most recent intent: it wins.
+	// Gather what the source decisions look at, then act on them. A
+	// login is decided on first: a completed one wins whatever the
+	// initial Secret holds (even when that is missing).
 	login, err := r.readLoginSecret(ctx, ch)
 	if err != nil {
 		return nil, err
 	}
-	if login != nil && !checkLoginNonce(run, login.secret) {
-		// A login for a state this channel no longer offers: a replay.
+	gated := tokenGated(run)
+	in := TokenSourceInput{
+		HasLogin:          login != nil,
+		LoginStateOffered: login != nil && checkLoginNonce(run, login.secret),
+		LoginDenied:       login != nil && login.denial != "",
+		HasManagedToken:   run.token != "",
+		Gated:             gated,
+	}
+	switch DecideLogin(in) {
+	case LoginAdopt:
+		return r.adoptToken(ctx, run, *login)
+	case LoginDiscard:
 		log.FromContext(ctx).Info("discarding login Secret of a state no longer offered", "secret", login.secret.Name)
 		if err := r.deleteLoginSecret(ctx, login.secret); err != nil {
 			return nil, err
 		}
-		login = nil
-	}
-	if login != nil && login.denial != "" {
+	case LoginConsumeDenial:
 		if err := r.consumeLoginDenial(ctx, run, *login); err != nil {
 			return nil, err
 		}
-		login = nil
 	}
-	if login != nil {
-		return r.adoptToken(ctx, run, *login)
-	}
-
 	var initial *tokenSource
 	if ch.Spec.InitialTokenSecretRef != nil {
 		initial, h, err = r.readInitialToken(ctx, run)
@@ -123,8 +128,9 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 			return h, err
 		}
 	}
-	gated := tokenGated(run)
-	if initial != nil && (initial.hash != st.InitialSecretHash || (run.token == "" && !gated)) {
+	in.HasInitial = initial != nil
+	in.InitialChanged = initial != nil && initial.hash != st.InitialSecretHash
+	if DecideTokenSource(in) == SourceInitial {
 		return r.adoptToken(ctx, run, *initial)
 	}
 
@@ -138,7 +144,7 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 		// keeps the same jitter.
 		setTime(&st.NextRefreshAt, r.nextRefreshAt(ch, timeOf(st.ExpiresAt), timeOf(st.RefreshedAt)))
 	}
-	in := TokenInput{
+	tin := TokenInput{
 		Now:           run.now,
 		HasToken:      run.token != "",
 		Invalid:       gated,
@@ -150,9 +156,9 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 		MinRefreshAge: r.opts().TokenMinRefreshAge,
 	}
 	if c := meta.FindStatusCondition(run.original.Status.Conditions, igv1.ConditionAuthorized); gated && c != nil {
-		in.InvalidMessage = c.Message
+		tin.InvalidMessage = c.Message
 	}
-	d := DecideToken(in)
+	d := DecideToken(tin)
 	switch d.Action {
 	case TokenActionStop:
 		return r.tokenUnusable(ctx, run, d), nil
@@ -213,10 +219,13 @@ func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channe
 	case "":
 		token, expiresAt = ll.AccessToken, run.now.Add(lifetime(ll.ExpiresIn))
 		note = fmt.Sprintf("exchanged the %s token for a long-lived token valid until %s", src.kind, formatTime(expiresAt))
-	case instagram.ClassBadRequest, instagram.ClassTokenInvalid, instagram.ClassUnknown:
-		if appSecretRejected(err) {
+	default:
+		switch DecideExchangeFallback(instagram.ClassOf(err), appSecretRejected(err)) {
+		case FallbackAppCredentials:
 			msg := fmt.Sprintf("Instagram refused the app secret of %s %q: %v", run.app.kind, run.app.name, err)
 			return &halt{reason: igv1.ReasonAppCredentialsInvalid, message: msg, stalled: true}, nil
+		case FallbackBackoff:
+			return r.exchangeFailed(run, err), nil
 		}
 		// Instagram refuses to exchange a token that is already
 		// long-lived. Whether it works as it is, /me tells.
@@ -251,8 +260,6 @@ func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channe
 				logger.V(1).Info("refresh of adopted token refused", "error", rErr.Error())
 			}
 		}
-	default:
-		return r.exchangeFailed(run, err), nil
 	}
 
 	if nextRefresh.IsZero() {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	instagramv1alpha1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 )
 
 // Token decisions are pure functions: the reconciler gathers the inputs
@@ -283,4 +284,128 @@ func formatTime(t time.Time) string {
 		return "unknown"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// Token sources. Which token the channel takes is decided the same way as
+// the refresh: inputs gathered by the reconciler, then pure ordered checks.
+
+// LoginAction is what the token step does with a login Secret.
+type LoginAction string
+
+const (
+	// LoginNone: no login Secret for the channel.
+	LoginNone LoginAction = "None"
+	// LoginDiscard: the login is for a state the channel no longer offers
+	// (a replay); the Secret is deleted unused.
+	LoginDiscard LoginAction = "Discard"
+	// LoginConsumeDenial: the person declined; the denial is recorded and
+	// the Secret deleted.
+	LoginConsumeDenial LoginAction = "ConsumeDenial"
+	// LoginAdopt: a completed login, the most recent intent: its token
+	// wins over every other source.
+	LoginAdopt LoginAction = "Adopt"
+)
+
+// TokenSource is the token the channel adopts in this reconcile.
+type TokenSource string
+
+const (
+	// SourceManaged: keep the managed token (or, without one, wait).
+	SourceManaged TokenSource = "managed"
+	// SourceLogin: adopt the token of a completed login.
+	SourceLogin TokenSource = sourceLogin
+	// SourceInitial: adopt spec.initialTokenSecretRef's token.
+	SourceInitial TokenSource = sourceInitial
+)
+
+// TokenSourceInput is what the source decision looks at.
+type TokenSourceInput struct {
+	// HasLogin: a login Secret labelled for the channel exists.
+	HasLogin bool
+	// LoginStateOffered: its state is one the channel currently offers.
+	LoginStateOffered bool
+	// LoginDenied: it records a declined login, not a token.
+	LoginDenied bool
+	// HasInitial: spec.initialTokenSecretRef names a Secret with a token.
+	HasInitial bool
+	// InitialChanged: its content differs from the one last adopted (or
+	// rejected).
+	InitialChanged bool
+	// HasManagedToken: the managed Secret holds a token.
+	HasManagedToken bool
+	// Gated: Instagram refused the current token (TokenInvalid at this
+	// generation); only a new token reopens the channel.
+	Gated bool
+}
+
+// loginChecks is ordered: the first that fires decides.
+var loginChecks = []func(TokenSourceInput) (LoginAction, bool){
+	func(in TokenSourceInput) (LoginAction, bool) { return LoginNone, !in.HasLogin },
+	func(in TokenSourceInput) (LoginAction, bool) { return LoginDiscard, !in.LoginStateOffered },
+	func(in TokenSourceInput) (LoginAction, bool) { return LoginConsumeDenial, in.LoginDenied },
+}
+
+// DecideLogin says what to do with the channel's login Secret.
+func DecideLogin(in TokenSourceInput) LoginAction {
+	for _, check := range loginChecks {
+		if a, fired := check(in); fired {
+			return a
+		}
+	}
+	return LoginAdopt
+}
+
+// sourceChecks is ordered: the first that fires decides.
+var sourceChecks = []func(TokenSourceInput) (TokenSource, bool){
+	// A completed login is the most recent intent.
+	func(in TokenSourceInput) (TokenSource, bool) { return SourceLogin, DecideLogin(in) == LoginAdopt },
+	// A changed initial Secret is a new intent too, also for a gated
+	// channel: a new token is what reopens it.
+	func(in TokenSourceInput) (TokenSource, bool) {
+		return SourceInitial, in.HasInitial && in.InitialChanged
+	},
+	// Adoption fallback: the managed Secret is gone (deleted, or never
+	// written), so the initial token is adopted again, unless Instagram
+	// refused the token: the same content is not tried twice.
+	func(in TokenSourceInput) (TokenSource, bool) {
+		return SourceInitial, in.HasInitial && !in.HasManagedToken && !in.Gated
+	},
+}
+
+// DecideTokenSource says which token the channel adopts now.
+func DecideTokenSource(in TokenSourceInput) TokenSource {
+	for _, check := range sourceChecks {
+		if s, fired := check(in); fired {
+			return s
+		}
+	}
+	return SourceManaged
+}
+
+// ExchangeFallback is what adoption does when the long-lived exchange of a
+// handed-in token failed.
+type ExchangeFallback string
+
+const (
+	// FallbackAppCredentials: Instagram refused the app secret; a person
+	// must fix the app (Stalled, AppCredentialsInvalid).
+	FallbackAppCredentials ExchangeFallback = "AppCredentialsInvalid"
+	// FallbackAsLongLived: Instagram refuses to exchange a token that is
+	// long-lived already; whether it works as it is, /me tells.
+	FallbackAsLongLived ExchangeFallback = "AsLongLived"
+	// FallbackBackoff: the exchange failed for another reason; counted and
+	// retried with backoff.
+	FallbackBackoff ExchangeFallback = "Backoff"
+)
+
+// DecideExchangeFallback maps the class of a failed exchange (and whether
+// Instagram named the app secret, Graph code 101) to what happens next.
+func DecideExchangeFallback(class instagram.Class, appSecretRejected bool) ExchangeFallback {
+	switch {
+	case appSecretRejected:
+		return FallbackAppCredentials
+	case class == instagram.ClassBadRequest, class == instagram.ClassTokenInvalid, class == instagram.ClassUnknown:
+		return FallbackAsLongLived
+	}
+	return FallbackBackoff
 }

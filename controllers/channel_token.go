@@ -2,57 +2,25 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 )
 
-// Where the token comes from. The managed Secret is the only place the
-// token is kept: the controller holds it in memory for one reconcile only.
-// When the managed Secret is deleted the controller adopts the initial token
-// Secret again if there is one; otherwise the channel awaits authorization.
-const (
-	sourceInitial = "initial"
-	sourceLogin   = "login"
-)
-
-// initialSecretRetry is how often a missing initial token Secret is looked
-// for: a Secret without the watch label is invisible to the cache, so its
-// creation produces no event.
-const initialSecretRetry = time.Minute
-
-// tokenSource is a token handed in from outside: the user's initial token
-// Secret or the login Secret of a completed Business Login.
-type tokenSource struct {
-	kind  string
-	token string
-	// expiresAt is the optional expiresAt key of the initial Secret.
-	expiresAt time.Time
-	// hash identifies an initial Secret's content without the token.
-	hash string
-	// secret is the login Secret, deleted once consumed.
-	secret *corev1.Secret
-	// scopes granted with a login's token (unknown for an initial token).
-	scopes []string
-	// denial is set when the person declined the login: Instagram's
-	// description of it. Such a login Secret carries no token.
-	denial string
-}
+// Token lifecycle: adopt a handed-in token (exchange it, or take it as a
+// long-lived one), refresh it when the policy says so, and record a token
+// Instagram refuses. Sources are read in channel_token_source.go, the
+// managed Secret in channel_token_secret.go; every decision is a pure check
+// in token_policy.go.
 
 // reconcileToken makes sure the channel holds a usable long-lived token in
 // its managed Secret: it consumes a login, adopts a new or changed initial
@@ -309,9 +277,6 @@ func appSecretRejected(err error) bool {
 	return errors.As(err, &ie) && ie.Code == graphCodeClientSecret
 }
 
-// secretConflictRetry is how often a SecretConflict looks again.
-const secretConflictRetry = 5 * time.Minute
-
 // graphCodeClientSecret is Graph's "Error validating client secret".
 const graphCodeClientSecret = 101
 
@@ -447,220 +412,6 @@ func (r *InstagramChannelReconciler) nextRefreshAt(ch *igv1.InstagramChannel, ex
 	return NextRefreshAt(expiresAt, refreshedAt, refreshBefore, r.opts().TokenMinRefreshAge, seed)
 }
 
-// readTokenSecret reads the managed Secret. A Secret of that name that this
-// channel does not control is a conflict: never overwritten.
-func (r *InstagramChannelReconciler) readTokenSecret(ctx context.Context, run *channelRun) (*corev1.Secret, *halt, error) {
-	ch := run.ch
-	key := types.NamespacedName{Namespace: ch.Namespace, Name: ch.TokenSecretName()}
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, key, secret)
-	if apierrors.IsNotFound(err) {
-		// The cache only holds labelled Secrets; someone else's Secret of
-		// that name is only visible to the API server.
-		err = r.APIReader.Get(ctx, key, secret)
-	}
-	if apierrors.IsNotFound(err) {
-		return r.readRenamedTokenSecret(ctx, run)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("get token Secret: %w", err)
-	}
-	if !metav1.IsControlledBy(secret, ch) {
-		return nil, r.secretConflict(run, key.Name), nil
-	}
-	return secret, nil, nil
-}
-
-// readRenamedTokenSecret finds the token under the previous
-// spec.tokenSecretName, so renaming the Secret moves the token.
-func (r *InstagramChannelReconciler) readRenamedTokenSecret(ctx context.Context, run *channelRun) (*corev1.Secret, *halt, error) {
-	st := tokenStatus(run.ch)
-	old := run.original.Status.Token
-	if old == nil || old.SecretName == "" || old.SecretName == st.SecretName {
-		return nil, nil, nil
-	}
-	secret := &corev1.Secret{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: run.ch.Namespace, Name: old.SecretName}, secret); err != nil {
-		return nil, nil, client.IgnoreNotFound(err)
-	}
-	if !metav1.IsControlledBy(secret, run.ch) {
-		return nil, nil, nil
-	}
-	return secret, nil, nil
-}
-
-func (r *InstagramChannelReconciler) secretConflict(run *channelRun, name string) *halt {
-	msg := fmt.Sprintf("Secret %s/%s exists and is not managed by this channel; delete it or set spec.tokenSecretName", run.ch.Namespace, name)
-	r.eventOnTransition(run, corev1.EventTypeWarning, igv1.EventSecretConflict, "WriteToken", igv1.ReasonSecretConflict, "%s", msg)
-	// The conflicting Secret is not in the cache, so its removal makes no
-	// event: look again now and then.
-	return &halt{reason: igv1.ReasonSecretConflict, message: msg, stalled: true, retryAt: run.now.Add(secretConflictRetry)}
-}
-
-// ensureTokenSecret makes the managed Secret hold the current token, the
-// account's userID and the expiry. It writes only when something differs.
-func (r *InstagramChannelReconciler) ensureTokenSecret(ctx context.Context, run *channelRun) (*halt, error) {
-	ch := run.ch
-	st := tokenStatus(ch)
-	if run.token == "" {
-		return nil, nil
-	}
-	data := map[string][]byte{
-		igv1.TokenSecretKeyAccessToken: []byte(run.token),
-		igv1.TokenSecretKeyUserID:      []byte(accountUserID(ch)),
-		igv1.TokenSecretKeyExpiresAt:   []byte(formatTime(timeOf(st.ExpiresAt))),
-	}
-	if st.ExpiresAt == nil {
-		delete(data, igv1.TokenSecretKeyExpiresAt)
-	}
-	name := ch.TokenSecretName()
-	existing := run.tokenSecret
-	if existing != nil && existing.Name == name {
-		if maps.EqualFunc(existing.Data, data, func(a, b []byte) bool { return string(a) == string(b) }) &&
-			existing.Labels[igv1.LabelChannel] == ch.Name && existing.Labels[igv1.LabelWatch] == "true" {
-			return nil, nil
-		}
-		// Optimistic lock: never write over a token stored after our read.
-		patch := client.MergeFromWithOptions(existing.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		existing.Data = data
-		setTokenSecretLabels(existing, ch.Name)
-		if err := r.Patch(ctx, existing, patch); err != nil {
-			return nil, fmt.Errorf("update token Secret: %w", err)
-		}
-		return nil, nil
-	}
-
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ch.Namespace, Name: name},
-		Type:       igv1.TokenSecretType,
-		Data:       data,
-	}
-	setTokenSecretLabels(secret, ch.Name)
-	if err := controllerutil.SetControllerReference(ch, secret, r.Scheme); err != nil {
-		return nil, fmt.Errorf("own token Secret: %w", err)
-	}
-	if err := r.Create(ctx, secret); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return r.secretConflict(run, name), nil
-		}
-		return nil, fmt.Errorf("create token Secret: %w", err)
-	}
-	if existing != nil {
-		// Renamed: the token moved, the old Secret goes.
-		if err := r.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); client.IgnoreNotFound(err) != nil {
-			return nil, fmt.Errorf("delete previous token Secret: %w", err)
-		}
-	}
-	run.tokenSecret = secret
-	return nil, nil
-}
-
-func setTokenSecretLabels(s *corev1.Secret, channel string) {
-	if s.Labels == nil {
-		s.Labels = map[string]string{}
-	}
-	s.Labels[igv1.LabelChannel] = channel
-	s.Labels[igv1.LabelWatch] = "true"
-}
-
-// readInitialToken reads spec.initialTokenSecretRef. A missing Secret only
-// matters while the channel has no token of its own.
-func (r *InstagramChannelReconciler) readInitialToken(ctx context.Context, run *channelRun) (*tokenSource, *halt, error) {
-	ch := run.ch
-	ref := ch.Spec.InitialTokenSecretRef
-	keyName := ref.Key
-	if keyName == "" {
-		keyName = igv1.TokenSecretKeyAccessToken
-	}
-	key := types.NamespacedName{Namespace: ch.Namespace, Name: ref.Name}
-	secret, err := GetWatchedSecret(ctx, r.Client, r.APIReader, key)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("get initial token Secret: %w", err)
-	}
-	var token string
-	if err == nil {
-		token = string(secret.Data[keyName])
-	}
-	if token == "" {
-		if run.token != "" {
-			return nil, nil, nil
-		}
-		msg := fmt.Sprintf("initial token Secret %s not found", key)
-		if err == nil {
-			msg = fmt.Sprintf("initial token Secret %s has no key %s", key, keyName)
-		}
-		return nil, &halt{reason: igv1.ReasonTokenSecretNotFound, message: msg, retryAt: run.now.Add(initialSecretRetry)}, nil
-	}
-	src := &tokenSource{kind: sourceInitial, token: token}
-	rawExpiry := string(secret.Data[igv1.TokenSecretKeyExpiresAt])
-	if rawExpiry != "" {
-		t, perr := time.Parse(time.RFC3339, rawExpiry)
-		if perr != nil {
-			return nil, &halt{
-				reason:  igv1.ReasonTokenSecretNotFound,
-				message: fmt.Sprintf("initial token Secret %s: key %s is not an RFC 3339 time", key, igv1.TokenSecretKeyExpiresAt),
-				stalled: true,
-			}, nil
-		}
-		src.expiresAt = t.UTC().Truncate(time.Second)
-	}
-	src.hash = initialSecretHash(ch, keyName, token, rawExpiry)
-	return src, nil, nil
-}
-
-// initialSecretHash identifies the content of the initial Secret. Salted
-// with the channel's UID so that the status never offers a plain hash of a
-// token to compare guesses against.
-func initialSecretHash(ch *igv1.InstagramChannel, key, token, expiresAt string) string {
-	h := sha256.New()
-	for _, part := range []string{string(ch.UID), key, token, expiresAt} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
-
-// LoginSecretName is the Secret through which the OAuth callback hands a
-// completed login's short-lived token to the channel.
-func LoginSecretName(channel string) string { return channel + igv1.LoginSecretSuffix }
-
-// readLoginSecret returns the token of a completed Business Login, or the
-// denial of a declined one, if any. Only a Secret labelled for this channel
-// counts.
-func (r *InstagramChannelReconciler) readLoginSecret(ctx context.Context, ch *igv1.InstagramChannel) (*tokenSource, error) {
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: ch.Namespace, Name: LoginSecretName(ch.Name)}, secret)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get login Secret: %w", err)
-	}
-	token := string(secret.Data[igv1.TokenSecretKeyAccessToken])
-	denial := string(secret.Data[igv1.LoginSecretKeyError])
-	if secret.Labels[igv1.LabelChannel] != ch.Name || (token == "" && denial == "") || !secret.DeletionTimestamp.IsZero() {
-		log.FromContext(ctx).Info("ignoring login Secret without channel label or token", "secret", secret.Name)
-		return nil, nil
-	}
-	if token == "" {
-		if d := string(secret.Data[igv1.LoginSecretKeyErrorDescription]); d != "" {
-			denial += ": " + d
-		}
-		return &tokenSource{kind: sourceLogin, secret: secret, denial: denial}, nil
-	}
-	return &tokenSource{
-		kind: sourceLogin, token: token, secret: secret,
-		scopes: parseScopes(string(secret.Data[igv1.LoginSecretKeyScopes])),
-	}, nil
-}
-
-func (r *InstagramChannelReconciler) deleteLoginSecret(ctx context.Context, s *corev1.Secret) error {
-	if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete login Secret: %w", err)
-	}
-	return nil
-}
-
 func tokenStatus(ch *igv1.InstagramChannel) *igv1.TokenStatus {
 	if ch.Status.Token == nil {
 		ch.Status.Token = &igv1.TokenStatus{}
@@ -675,31 +426,4 @@ func lifetime(d time.Duration) time.Duration {
 		return LongLivedTokenLifetime
 	}
 	return d.Truncate(time.Second)
-}
-
-func earliest(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func timeOf(t *metav1.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return t.Time
-}
-
-// setTime sets *p to t unless it already holds that instant, so an
-// unchanged value never shows up as a status change.
-func setTime(p **metav1.Time, t time.Time) {
-	if t.IsZero() {
-		*p = nil
-		return
-	}
-	if *p != nil && (*p).Time.Equal(t) {
-		return
-	}
-	*p = &metav1.Time{Time: t.UTC()}
 }

@@ -904,3 +904,129 @@ var _ = Describe("InstagramChannel status written by two controllers", func() {
 		Expect(e.ig.Calls()).To(HaveLen(calls))
 	})
 })
+
+var _ = Describe("InstagramChannel connect race", func() {
+	// otherApp is a second Meta app in the namespace, as a second team's.
+	otherApp := func(e *channelEnv) string {
+		GinkgoHelper()
+		appID := e.appID + "7"
+		e.ig.AddApp(appID, "other-secret-"+e.ns)
+		Expect(k8sClient.Create(e.ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "other-app"},
+			Data: map[string][]byte{
+				igv1.AppSecretKeyAppSecret:   []byte("other-secret-" + e.ns),
+				igv1.AppSecretKeyVerifyToken: []byte("verify-me"),
+			},
+		})).To(Succeed())
+		app := &igv1.InstagramApp{
+			ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "other"},
+			Spec:       igv1.AppSpec{AppID: appID, SecretRef: igv1.LocalObjectReference{Name: "other-app"}},
+		}
+		Expect(k8sClient.Create(e.ctx, app)).To(Succeed())
+		markAppReady(e.ctx, app)
+		return appID
+	}
+	withApp := func(name string) func(*igv1.InstagramChannel) {
+		return func(ch *igv1.InstagramChannel) { ch.Spec.AppRef.Name = name }
+	}
+	// connectBoth makes two channels of one account, first (older) of the
+	// env's app and second of another app, with seeds, not reconciled.
+	connectBoth := func(e *channelEnv) (acc fake.Account, secondApp string) {
+		GinkgoHelper()
+		e.createApp()
+		secondApp = otherApp(e)
+		acc = e.newAccount("raced")
+		e.initialSecret("first-seed", e.shortLived(acc.UserID), nil)
+		second := e.ig.IssueShortLivedToken(secondApp, acc.UserID)
+		e.tokens = append(e.tokens, second)
+		e.initialSecret("second-seed", second, nil)
+		e.newChannel("first", withInitial("first-seed"))
+		// Creation times are seconds: make the order unambiguous.
+		Eventually(func() bool {
+			return time.Since(e.channel("first").CreationTimestamp.Time) > time.Second
+		}).WithTimeout(3 * time.Second).Should(BeTrue())
+		e.newChannel("second", withInitial("second-seed"), withApp("other"))
+		return acc, secondApp
+	}
+	expectLoser := func(e *channelEnv, acc fake.Account, secondApp string) {
+		GinkgoHelper()
+		ch := e.channel("second")
+		expectCondition(ch, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonDuplicateAccount)
+		expectCondition(ch, igv1.ConditionWebhookSubscribed, metav1.ConditionFalse, igv1.ReasonDuplicateAccount)
+		Expect(ch.Status.SubscribedFields).To(BeEmpty(), "the loser keeps no subscription")
+		Expect(e.ig.SubscriptionsOf(secondApp, acc.UserID)).To(BeEmpty(), "the loser leaks no subscription")
+		Expect(e.ig.SubscriptionsOf(e.appID, acc.UserID)).To(Equal(defaultFields()))
+		expectCondition(e.channel("first"), igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
+
+		By("deleting the loser makes no call and leaves the owner's subscription")
+		unsubscribes := e.ig.CallCount(fake.EndpointUnsubscribe)
+		Expect(k8sClient.Delete(e.ctx, e.channel("second"))).To(Succeed())
+		e.reconcile("second")
+		Expect(e.ig.CallCount(fake.EndpointUnsubscribe)).To(Equal(unsubscribes))
+		Expect(e.ig.SubscriptionsOf(e.appID, acc.UserID)).To(Equal(defaultFields()))
+	}
+
+	It("the newer channel connecting while the older one does: the older wins, the newer never subscribes", func() {
+		e := newChannelEnv()
+		acc, secondApp := connectBoth(e)
+		// second stores the account; before it subscribes, first connects
+		// completely, with second's account not yet in the cache.
+		connectFirst := func() { e.reconcile("first") }
+		e.beforeStatusPatch.Store(&connectFirst)
+
+		e.reconcile("second")
+
+		Expect(e.ig.CallCount(fake.EndpointSubscribe)).To(Equal(1), "only the owner subscribed")
+		expectLoser(e, acc, secondApp)
+	})
+
+	It("the newer channel subscribed first: it lets go of its subscription once it sees the older one", func() {
+		e := newChannelEnv()
+		acc, secondApp := connectBoth(e)
+		e.reconcile("second")
+		expectCondition(e.channel("second"), igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
+		Expect(e.ig.SubscriptionsOf(secondApp, acc.UserID)).To(Equal(defaultFields()))
+
+		e.reconcile("first")
+		e.syncCache()
+		e.reconcile("second")
+
+		expectLoser(e, acc, secondApp)
+	})
+
+	It("a loser of the same app forgets the subscription without removing it: it is the owner's too", func() {
+		e := newChannelEnv()
+		acc := e.adopt("first")
+		e.initialSecret("second-seed", e.shortLived(acc.UserID), nil)
+		e.newChannel("second", withInitial("second-seed"))
+		// As if second had connected in the same instant and subscribed.
+		ch := e.channel("second")
+		patch := client.MergeFrom(ch.DeepCopy())
+		ch.Status.Account = &igv1.AccountStatus{UserID: acc.UserID, Username: acc.Username}
+		ch.Status.SubscribedFields = defaultFields()
+		Expect(k8sClient.Status().Patch(e.ctx, ch, patch)).To(Succeed())
+		e.syncCache()
+
+		e.reconcile("second")
+
+		ch = e.channel("second")
+		expectCondition(ch, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonDuplicateAccount)
+		Expect(ch.Status.SubscribedFields).To(BeEmpty())
+		Expect(e.ig.CallCount(fake.EndpointUnsubscribe)).To(BeZero())
+		Expect(e.ig.SubscriptionsOf(e.appID, acc.UserID)).To(Equal(defaultFields()))
+	})
+
+	It("a loser deleted before it noticed removes only its own app's subscription", func() {
+		e := newChannelEnv()
+		acc, secondApp := connectBoth(e)
+		e.reconcile("second")
+		e.reconcile("first")
+		e.syncCache()
+
+		Expect(k8sClient.Delete(e.ctx, e.channel("second"))).To(Succeed())
+		e.reconcile("second")
+
+		Expect(e.ig.SubscriptionsOf(secondApp, acc.UserID)).To(BeEmpty())
+		Expect(e.ig.SubscriptionsOf(e.appID, acc.UserID)).To(Equal(defaultFields()))
+	})
+})

@@ -64,6 +64,12 @@ func (r *InstagramMessageReconciler) sendTarget(ctx context.Context, ch *igv1.In
 // controller has checked the app thoroughly before it marked the channel
 // Ready; this only looks the ID up.
 func (r *InstagramMessageReconciler) appIDOf(ctx context.Context, ch *igv1.InstagramChannel) (appID, why string, err error) {
+	return lookupAppID(ctx, r.Client, ch)
+}
+
+// lookupAppID returns the Meta app ID that ch's spec.appRef names; why
+// says, in words for a person, what is missing when there is none.
+func lookupAppID(ctx context.Context, reader client.Reader, ch *igv1.InstagramChannel) (appID, why string, err error) {
 	kind, name := appKind(ch), ch.Spec.AppRef.Name
 	var (
 		obj AppObject
@@ -75,7 +81,7 @@ func (r *InstagramMessageReconciler) appIDOf(ctx context.Context, ch *igv1.Insta
 		obj = &igv1.InstagramApp{}
 		key.Namespace = ch.Namespace
 	}
-	if err := r.Get(ctx, key, obj); err != nil {
+	if err := reader.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			return "", fmt.Sprintf("%s %q of channel %q not found", kind, name, ch.Name), nil
 		}

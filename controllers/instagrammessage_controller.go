@@ -85,6 +85,11 @@ func (o MessageOptions) withDefaults() MessageOptions {
 	return o
 }
 
+// SendShutdownGrace is how long a stopping manager waits for its
+// reconciles: the longest send plus the longest outcome write, with room
+// to spare. The pod's termination grace period must be longer.
+const SendShutdownGrace = instagram.DefaultTimeout + outcomeWriteTimeout + 5*time.Second
+
 // sendLeaseMargin is added to a send lease for clock skew between the
 // managers that read it.
 const sendLeaseMargin = 15 * time.Second

@@ -14,6 +14,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -86,7 +87,10 @@ func run() error {
 		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress: f.probeAddr,
 		LeaderElection:         f.leaderElect,
-		LeaderElectionID:       "instagram-operator.leadchat.io",
+		// Long enough for a send in flight and its outcome write (the send
+		// lease), shorter than the pod's termination grace period (60 s).
+		GracefulShutdownTimeout: ptr.To(controllers.SendShutdownGrace),
+		LeaderElectionID:        "instagram-operator.leadchat.io",
 		// Only Secrets the operator manages or references, and only
 		// outgoing messages still to be sent.
 		Cache: controllers.CacheOptions(),

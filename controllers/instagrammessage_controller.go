@@ -86,9 +86,15 @@ func (o MessageOptions) withDefaults() MessageOptions {
 }
 
 // SendShutdownGrace is how long a stopping manager waits for its
-// reconciles: the longest send plus the longest outcome write, with room
-// to spare. The pod's termination grace period must be longer.
-const SendShutdownGrace = instagram.DefaultTimeout + outcomeWriteTimeout + 5*time.Second
+// reconciles: the longest send (sendTimeout) plus the longest outcome
+// write, with room to spare. The pod's termination grace period must be
+// longer (60 s with the default 15 s send timeout).
+func SendShutdownGrace(sendTimeout time.Duration) time.Duration {
+	if sendTimeout <= 0 {
+		sendTimeout = instagram.DefaultTimeout
+	}
+	return sendTimeout + outcomeWriteTimeout + 5*time.Second
+}
 
 // sendLeaseMargin is added to a send lease for clock skew between the
 // managers that read it.

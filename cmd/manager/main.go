@@ -39,7 +39,7 @@ type flags struct {
 	publicURL, clusterResourceNamespace                  string
 	metricsAddr, probeAddr                               string
 	tokenMinRefreshAge, resyncInterval, maxPendingAge    time.Duration
-	retentionInterval                                    time.Duration
+	retentionInterval, instagramTimeout                  time.Duration
 	rateLimit                                            float64
 	rateBurst                                            int
 	leaderElect                                          bool
@@ -62,6 +62,7 @@ func parseFlags() (flags, zap.Options) {
 	flag.DurationVar(&f.retentionInterval, "retention-interval", controllers.DefaultRetentionInterval, "How often old messages are swept.")
 	flag.Float64Var(&f.rateLimit, "instagram-rate-limit", 20, "Instagram calls per second per app (token bucket); negative disables.")
 	flag.IntVar(&f.rateBurst, "instagram-rate-burst", 40, "Burst of the per-app token bucket.")
+	flag.DurationVar(&f.instagramTimeout, "instagram-timeout", instagram.DefaultTimeout, "Longest an Instagram call may take, reading the answer included; with the outcome-write timeout (30s) it sizes the send lease.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -89,7 +90,7 @@ func run() error {
 		LeaderElection:         f.leaderElect,
 		// Long enough for a send in flight and its outcome write (the send
 		// lease), shorter than the pod's termination grace period (60 s).
-		GracefulShutdownTimeout: ptr.To(controllers.SendShutdownGrace),
+		GracefulShutdownTimeout: ptr.To(controllers.SendShutdownGrace(f.instagramTimeout)),
 		LeaderElectionID:        "instagram-operator.leadchat.io",
 		// Only Secrets the operator manages or references, and only
 		// outgoing messages still to be sent.
@@ -118,6 +119,7 @@ func run() error {
 		GraphVersion:  f.graphVersion,
 		RatePerSecond: f.rateLimit,
 		Burst:         f.rateBurst,
+		Timeout:       f.instagramTimeout,
 		Registerer:    metrics.Registry,
 	})
 	if err := (&controllers.InstagramChannelReconciler{
@@ -149,7 +151,7 @@ func run() error {
 		Options: controllers.MessageOptions{
 			MaxPendingAge: f.maxPendingAge,
 			// The client's timeout sizes the send lease.
-			SendTimeout: instagram.DefaultTimeout,
+			SendTimeout: f.instagramTimeout,
 		},
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up message controller: %w", err)

@@ -136,7 +136,7 @@ var _ = Describe("chaos: the manager killed mid-send", Label("chaos"), Ordered, 
 		Expect(twice).To(BeZero(), report)
 		Expect(lost).To(BeZero(), report)
 		Expect(early).To(BeZero(), report)
-		Expect(delivered + unknown).To(Equal(messages), report)
+		Expect(delivered+unknown).To(Equal(messages), report)
 	})
 })
 

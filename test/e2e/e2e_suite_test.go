@@ -42,7 +42,7 @@ var _ = BeforeSuite(func() {
 		// Short resyncs so drift repair shows within the test.
 		// A short Instagram timeout keeps the send lease (timeout + 30 s
 		// outcome write + 15 s skew margin) within the tests' patience.
-		ManagerArgs: []string{"--resync-interval=5s", "--zap-log-level=debug", "--instagram-timeout=5s"},
+		ManagerArgs:  []string{"--resync-interval=5s", "--zap-log-level=debug", "--instagram-timeout=5s"},
 		ReceiverArgs: []string{"--zap-log-level=debug"},
 	})
 	Expect(err).NotTo(HaveOccurred())

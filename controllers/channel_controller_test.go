@@ -771,6 +771,22 @@ var _ = Describe("InstagramChannel metrics", func() {
 		v, ok = gauge("instagram_channel_condition", map[string]string{"namespace": e.ns, "channel": "support", "condition": "Ready", "status": "True"})
 		Expect(ok).To(BeTrue())
 		Expect(v).To(Equal(1.0))
+		v, ok = gauge("instagram_channel_token_expiry_known", own)
+		Expect(ok).To(BeTrue())
+		Expect(v).To(Equal(1.0))
+
+		By("a token of unknown expiry: no expiration series, expiry_known 0")
+		acc := e.newAccount("unknown_expiry")
+		e.initialSecret("young-seed", e.longLived(acc.UserID), nil)
+		e.newChannel("young", withInitial("young-seed"))
+		e.reconcile("young")
+		e.syncCache()
+		young := map[string]string{"namespace": e.ns, "channel": "young"}
+		_, ok = gauge("instagram_channel_token_expiration_timestamp_seconds", young)
+		Expect(ok).To(BeFalse())
+		v, ok = gauge("instagram_channel_token_expiry_known", young)
+		Expect(ok).To(BeTrue())
+		Expect(v).To(Equal(0.0))
 
 		Expect(k8sClient.Delete(e.ctx, ch)).To(Succeed())
 		e.reconcile("support")

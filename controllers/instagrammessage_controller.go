@@ -189,6 +189,7 @@ type InstagramMessageReconciler struct {
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagrammessages,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagrammessages/status,verbs=get;patch
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels/status,verbs=get;patch
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps;clusterinstagramapps,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

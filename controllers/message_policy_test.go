@@ -247,3 +247,22 @@ func TestLeaseDurationCoversSendAndOutcomeWrite(t *testing.T) {
 		t.Errorf("leaseDuration = %s, want %s", got, want)
 	}
 }
+
+func TestAmbiguousOutcomeKeepsProofOfDelivery(t *testing.T) {
+	now := time.Date(2025, 11, 21, 12, 0, 0, 0, time.UTC)
+	unknown := sendOutcome{reason: igv1.ReasonDeliveryUnknown, message: "timeout"}
+	for _, phase := range []igv1.Phase{igv1.PhaseSent, igv1.PhaseRead} {
+		m := &igv1.InstagramMessage{Status: igv1.InstagramMessageStatus{
+			Phase: phase, MessageID: "mid-echo", SendLease: &igv1.SendLease{Holder: "a"},
+		}}
+		failedStatus(unknown, now)(m)
+		if m.Status.Phase != phase || m.Status.MessageID != "mid-echo" || m.Status.SendLease != nil {
+			t.Errorf("%s: DeliveryUnknown over proof of delivery gave %+v", phase, m.Status)
+		}
+	}
+	m := &igv1.InstagramMessage{Status: igv1.InstagramMessageStatus{Phase: igv1.PhaseSending, SendLease: &igv1.SendLease{Holder: "a"}}}
+	failedStatus(unknown, now)(m)
+	if m.Status.Phase != igv1.PhaseFailed || m.Status.Reason != igv1.ReasonDeliveryUnknown || m.Status.SendLease != nil {
+		t.Errorf("Sending: got %+v", m.Status)
+	}
+}

@@ -386,10 +386,16 @@ func retryStatus(out sendOutcome, attempts int32, next, now time.Time) func(*igv
 }
 
 // failedStatus is a final failure: Stalled, since only a person (or a new
-// message) can change anything.
+// message) can change anything. An ambiguous outcome never overrides proof
+// of delivery: a message the receiver already marked Sent (its echo) or
+// Read keeps that phase; only the lease goes.
 func failedStatus(out sendOutcome, now time.Time) func(*igv1.InstagramMessage) {
 	return func(m *igv1.InstagramMessage) {
 		s := &m.Status
+		if out.reason == igv1.ReasonDeliveryUnknown && (s.Phase == igv1.PhaseSent || s.Phase == igv1.PhaseRead) {
+			s.SendLease = nil
+			return
+		}
 		s.Phase = igv1.PhaseFailed
 		s.SendLease = nil
 		s.Reason = out.reason

@@ -150,11 +150,13 @@ func ownedBy(o metav1.Object, uid types.UID) bool {
 	return false
 }
 
-// send persists Sending under an optimistic lock, calls Instagram once, and
+// send takes the app's rate-limit turn, persists Sending with this
+// process's send lease under an optimistic lock, calls Instagram once, and
 // records the outcome. The lock is the guard against sending twice: of two
 // reconcilers (two managers, or a retry reading a stale cache) that both saw
 // Pending, only one can move the message to Sending, and only that one
-// calls Instagram.
+// calls Instagram. The lease tells every other manager how long the send
+// may still be in flight (resolveInterrupted).
 func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.InstagramMessage, ch *igv1.InstagramChannel, target *sendTarget, deadline time.Time) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	opts := r.Options.withDefaults()

@@ -133,6 +133,10 @@ test-unit: ## Fast tests only (no control plane).
 	go test -short ./...
 	cd test/helm && go test -short ./...
 
+.PHONY: chaos-manager
+chaos-manager: envtest build ## Kill the manager again and again mid-send; reports sent, DeliveryUnknown, sent twice, lost.
+	CHAOS=1 go test ./test/e2e/ -count=1 -v -ginkgo.label-filter=chaos -ginkgo.v
+
 .PHONY: bench
 bench: envtest build ## Benchmarks; figures go to bin/bench/.
 	hack/bench.sh

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/conditions"
 	"github.com/leadchat/instagram-operator/internal/names"
 )
 
@@ -513,13 +514,7 @@ func markCondition(obj interface {
 	SetConditions([]metav1.Condition)
 }, condType string, status metav1.ConditionStatus, reason, message string) {
 	conds := obj.GetConditions()
-	meta.SetStatusCondition(&conds, metav1.Condition{
-		Type:               condType,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
-		ObservedGeneration: obj.GetGeneration(),
-	})
+	conditions.Set(&conds, obj.GetGeneration(), condType, status, reason, message, time.Time{})
 	obj.SetConditions(conds)
 }
 

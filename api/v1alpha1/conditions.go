@@ -93,6 +93,18 @@ const (
 	EventDeletionBlocked = "DeletionBlocked"
 )
 
+// Reasons added by the send lease and the token hardening.
+const (
+	// ReasonExpiryUnknown (Authorized=True on a channel): the token works,
+	// but Instagram has not told its expiry yet; the manager refreshes as
+	// soon as Instagram allows, to learn it.
+	ReasonExpiryUnknown = "ExpiryUnknown"
+	// ReasonSendLeaseLost (Warning Event on a message): a send's outcome
+	// came after its lease ran out and another manager had already
+	// recorded the message; the Event carries what Instagram answered.
+	ReasonSendLeaseLost = "SendLeaseLost"
+)
+
 // Paths the webhook receiver serves under --public-url. The manager
 // publishes them in app status (webhookURL, redirectURL), so both binaries
 // take them from here.

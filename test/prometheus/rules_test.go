@@ -109,7 +109,7 @@ func exportedMetrics(t *testing.T) exported {
 	if err := igv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(channels(), app(), appSecret())...).
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(channels(), app(), appSecret(), publishedCredentials())...).
 		WithIndex(&igv1.InstagramChannel{}, webhookserver.ChannelUserIDIndex, webhookserver.IndexChannelUserID).Build()
 
 	reg := prometheus.NewPedanticRegistry()
@@ -321,6 +321,24 @@ func app() *igv1.ClusterInstagramApp {
 	return &igv1.ClusterInstagramApp{
 		ObjectMeta: metav1.ObjectMeta{Name: "acme", Generation: 1},
 		Spec:       igv1.AppSpec{AppID: "1234567890", SecretRef: igv1.LocalObjectReference{Name: "instagram-app"}},
+	}
+}
+
+// publishedCredentials is the copy of the app's credentials the manager
+// publishes in the operator's namespace: all the receiver may read.
+func publishedCredentials() *corev1.Secret {
+	s := appSecret()
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "published-acme", Namespace: clusterNamespace,
+			Labels: map[string]string{igv1.LabelAppCredentials: "true"},
+			Annotations: map[string]string{
+				igv1.AnnotationAppKind: igv1.KindClusterInstagramApp,
+				igv1.AnnotationAppName: "acme",
+			},
+		},
+		Type: igv1.AppCredentialsSecretType,
+		Data: s.Data,
 	}
 }
 

@@ -100,6 +100,9 @@ func TestDefaultRender(t *testing.T) {
 			t.Errorf("%s image = %v, want %s", name, got, want)
 		}
 	}
+	if !strings.Contains(r.notes, `networkPolicy.metricsNamespaceSelector {"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}`) {
+		t.Errorf("notes do not say who may scrape metrics:\n%s", r.notes)
+	}
 	// Empty publicURL: the notes say what is missing instead of URLs that are wrong.
 	if !strings.Contains(r.notes, "WARNING: publicURL is empty") || strings.Contains(r.notes, "/webhooks/instagram") {
 		t.Errorf("notes without publicURL:\n%s", r.notes)

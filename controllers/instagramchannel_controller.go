@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -152,7 +153,12 @@ func (run *channelRun) wake(t time.Time) {
 func (r *InstagramChannelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	ch := &igv1.InstagramChannel{}
 	if err := r.Get(ctx, req.NamespacedName, ch); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			// A login handed over for a channel that is gone (its
+			// finalizer removed by hand) has no owner to take it along.
+			return ctrl.Result{}, r.sweepLogin(ctx, req.NamespacedName)
+		}
+		return ctrl.Result{}, err
 	}
 	// Token exchanges and refreshes are not idempotent: decide on the
 	// stored status, not on a cache that may not have seen the last patch

@@ -13,10 +13,14 @@ COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY internal/ internal/
 COPY webhookserver/ webhookserver/
+# make docker-build passes the release (VERSION) and the git commit.
+ARG VERSION=devel
+ARG REVISION=unknown
 ENV CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH}
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags="-s -w" -o /out/manager ./cmd/manager && \
-    go build -trimpath -ldflags="-s -w" -o /out/webhookserver ./cmd/webhookserver
+    ldflags="-s -w -X github.com/leadchat/instagram-operator/internal/version.version=${VERSION} -X github.com/leadchat/instagram-operator/internal/version.revision=${REVISION}" && \
+    go build -trimpath -ldflags="$ldflags" -o /out/manager ./cmd/manager && \
+    go build -trimpath -ldflags="$ldflags" -o /out/webhookserver ./cmd/webhookserver
 
 FROM gcr.io/distroless/static:nonroot
 COPY --from=build /out/manager /out/webhookserver /

@@ -12,7 +12,18 @@ K8S_BIN     := $(BIN)/k8s
 ENVTEST_BINS := $(K8S_BIN)/kube-apiserver $(K8S_BIN)/etcd $(K8S_BIN)/kubectl
 KUBECTL     := $(K8S_BIN)/kubectl
 CONTROLLER_GEN := go tool controller-gen
-IMG         ?= ghcr.io/leadchat/instagram-operator:latest
+# The release: VERSION is the one place it is written. Binaries, the image
+# tag, config/ and the chart all carry it (test/helm checks they agree).
+VERSION     ?= $(shell cat $(CURDIR)/VERSION)
+REVISION    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+VERSION_PKG := github.com/leadchat/instagram-operator/internal/version
+LDFLAGS     := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).revision=$(REVISION)
+# Static and -trimpath like the image (make image, hack/image), so the image
+# test reuses this build's compile cache and the e2e suite runs what ships.
+GO_BUILD_STATIC := CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)"
+IMG_REPO    ?= ghcr.io/leadchat/instagram-operator
+IMG         ?= $(IMG_REPO):$(VERSION)
+CHART       := charts/instagram-operator
 GO_TEST_FLAGS ?=
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 
@@ -31,6 +42,15 @@ manifests: ## Write CRDs and RBAC roles.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=webhookserver-role paths=./webhookserver/... output:rbac:artifacts:config=config/rbac/webhookserver
 	go run ./hack/apidocs -crd-dir config/crd/bases -out docs/api-reference.md
+	$(MAKE) -s chart
+
+.PHONY: chart
+chart: ## Copy the CRDs, RBAC rules and alerts of config/ into the Helm chart.
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+	cp config/rbac/webhookserver/role.yaml $(CHART)/files/webhookserver-role.yaml
+	cp config/prometheus/rules.yaml $(CHART)/files/prometheus-rules.yaml
 
 .PHONY: api-docs
 api-docs: manifests ## Write docs/api-reference.md from the CRDs.
@@ -47,13 +67,15 @@ fmt:
 vet: ## go vet and gofmt check.
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	cd test/helm && go vet ./...
+	cd hack/image && go vet ./...
 
 ##@ Build
 
 .PHONY: build
 build: ## Build bin/manager, bin/webhookserver and bin/instagram-sandbox.
-	go build -o $(BIN)/manager ./cmd/manager
-	go build -o $(BIN)/webhookserver ./cmd/webhookserver
+	$(GO_BUILD_STATIC) -o $(BIN)/manager ./cmd/manager
+	$(GO_BUILD_STATIC) -o $(BIN)/webhookserver ./cmd/webhookserver
 	go build -o $(BIN)/instagram-sandbox ./cmd/instagram-sandbox
 	go build -o $(BIN)/controlplane ./hack/controlplane
 
@@ -76,21 +98,34 @@ build-installer: $(KUBECTL) ## Write dist/install.yaml (everything, into instagr
 
 .PHONY: docker-build
 docker-build: ## Build the image (needs a Docker engine).
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMG) .
+
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+.PHONY: image
+image: ## Build the multi-arch image into bin/image (OCI layout), no Docker needed.
+	cd hack/image && go run . -repo-root $(CURDIR) -out $(BIN)/image -platforms $(IMAGE_PLATFORMS) \
+		-version $(VERSION) -revision $(REVISION) -ldflags "$(LDFLAGS)" -tag $(IMG)
 
 ##@ Test
 
 .PHONY: test
 test: envtest verify-generated vet build ## Everything CI runs.
 	go test $(GO_TEST_FLAGS) ./...
+	cd test/helm && go test $(GO_TEST_FLAGS) ./...
+	cd hack/image && go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## Fast tests only (no control plane).
 	go test -short ./...
+	cd test/helm && go test -short ./...
 
 .PHONY: bench
 bench: envtest build ## Benchmarks; figures go to bin/bench/.
 	hack/bench.sh
+
+.PHONY: chaos
+chaos: envtest build ## Failure drills (receiver and manager killed -9, API server paused) at full size; figures in bin/chaos/.
+	go run ./hack/chaos -out $(BIN)/chaos $(CHAOS_ARGS)
 
 .PHONY: controlplane
 controlplane: envtest build ## Only a local control plane with the CRDs; kubeconfig in bin/demo/kubeconfig.

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,6 +10,7 @@ import (
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/routing"
 )
 
 // reconcileAccount discovers the account behind the token (once per token)
@@ -91,11 +91,10 @@ func (r *InstagramChannelReconciler) accountOwner(ctx context.Context, ch *igv1.
 	return owner, nil
 }
 
+// olderChannel is the receiver's routing order (internal/routing), so the
+// channel the manager lets send is the one the receiver writes events to.
 func olderChannel(a, b *igv1.InstagramChannel) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) < 0
+	return routing.Older(a, b)
 }
 
 // accountLabel names the account for people: @username when known.

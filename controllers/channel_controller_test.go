@@ -54,7 +54,7 @@ var _ = Describe("InstagramChannel token adoption", func() {
 		Expect(tok.RefreshedAt.Time).To(BeTemporally("==", start))
 		Expect(tok.NextRefreshAt.Time).To(BeTemporally("<=", start.Add(40*day)))
 		Expect(tok.NextRefreshAt.Time).To(BeTemporally(">=", start.Add(40*day-time.Hour)))
-		Expect(tok.InitialSecretHash).To(HavePrefix("hmac-sha256:"), "a keyed fingerprint, never a plain hash")
+		Expect(tok.InitialSecretHash).To(HavePrefix("hmac-sha256:"), "a keyed MAC, never a plain hash of the Secret")
 		Expect(ch.Status.SubscribedFields).To(Equal(defaultFields()))
 		Expect(e.ig.Subscriptions(acc.UserID)).To(Equal(defaultFields()))
 		Expect(res.RequeueAfter).To(BeNumerically(">", 0))

@@ -136,7 +136,10 @@ func (r *InstagramMessageReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		// cache: there is nothing left to do for it.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if msg.Spec.Direction != igv1.DirectionOutgoing || !msg.DeletionTimestamp.IsZero() {
+	// An echo is the business's message sent from another client: the
+	// receiver records it already Sent, and nothing here may send or finish
+	// it (finishing would delete it as the echo of an own send).
+	if msg.Spec.Direction != igv1.DirectionOutgoing || msg.Spec.Echo || !msg.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
 	logger := log.FromContext(ctx).WithValues("channel", msg.Spec.ChannelRef.Name, "namespace", msg.Namespace)

@@ -157,9 +157,27 @@ func (r *RetentionRunner) SweepOnce(ctx context.Context) (int, error) {
 	return total, errors.Join(errs...)
 }
 
-// sweepNamespace deletes the messages of ns whose channel's cutoff they
-// predate.
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramcomments,verbs=get;list;watch;delete
+
+// retainedKinds are the kinds retention sweeps: what the receiver records
+// for a channel.
+var retainedKinds = []string{"InstagramMessage", "InstagramComment"}
+
+// sweepNamespace deletes the messages and comments of ns whose channel's
+// cutoff they predate.
 func (r *RetentionRunner) sweepNamespace(ctx context.Context, ns string, cutoffs map[string]time.Time) (int, error) {
+	deleted := 0
+	for _, kind := range retainedKinds {
+		n, err := r.sweepKind(ctx, kind, ns, cutoffs)
+		deleted += n
+		if err != nil {
+			return deleted, err
+		}
+	}
+	return deleted, nil
+}
+
+func (r *RetentionRunner) sweepKind(ctx context.Context, kind, ns string, cutoffs map[string]time.Time) (int, error) {
 	hasChannel, err := labels.NewRequirement(igv1.LabelChannel, selection.Exists, nil)
 	if err != nil {
 		return 0, err
@@ -173,20 +191,20 @@ func (r *RetentionRunner) sweepNamespace(ctx context.Context, ns string, cutoffs
 	continueToken := ""
 	for {
 		page := &metav1.PartialObjectMetadataList{}
-		page.SetGroupVersionKind(igv1.GroupVersion.WithKind("InstagramMessageList"))
+		page.SetGroupVersionKind(igv1.GroupVersion.WithKind(kind + "List"))
 		if err := r.APIReader.List(ctx, page, append(opts, client.Continue(continueToken))...); err != nil {
-			return deleted, fmt.Errorf("list messages: %w", err)
+			return deleted, fmt.Errorf("list %s: %w", kind, err)
 		}
 		for i := range page.Items {
 			item := &page.Items[i]
 			cutoff, ok := cutoffs[item.Labels[igv1.LabelChannel]]
-			if !ok || !item.CreationTimestamp.Time.Before(cutoff) || !item.DeletionTimestamp.IsZero() || unfinishedOutgoing(item) {
+			if !ok || !item.CreationTimestamp.Time.Before(cutoff) || !item.DeletionTimestamp.IsZero() || (kind == "InstagramMessage" && unfinishedOutgoing(item)) {
 				continue
 			}
 			if err := r.limiter.Wait(ctx); err != nil {
 				return deleted, err
 			}
-			item.SetGroupVersionKind(igv1.GroupVersion.WithKind("InstagramMessage"))
+			item.SetGroupVersionKind(igv1.GroupVersion.WithKind(kind))
 			// The UID precondition spares an object recreated under the
 			// same name since the list.
 			uid := item.UID
@@ -197,7 +215,7 @@ func (r *RetentionRunner) sweepNamespace(ctx context.Context, ns string, cutoffs
 				messagesRetentionDeletedTotal.Inc()
 			case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 			default:
-				return deleted, fmt.Errorf("delete message %s: %w", item.Name, err)
+				return deleted, fmt.Errorf("delete %s %s: %w", kind, item.Name, err)
 			}
 		}
 		continueToken = page.Continue

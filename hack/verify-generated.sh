@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates deepcopy, CRDs and RBAC in a scratch copy of the module and
+# Regenerates deepcopy, CRDs, RBAC and the chart's copies of them in a scratch copy of the module and
 # fails when they differ from the files in the work tree.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,7 +10,7 @@ git ls-files --cached --others --exclude-standard -z | xargs -0 -I{} cp --parent
 cd "$scratch"
 make -s generate manifests >/dev/null
 status=0
-for path in api config/crd/bases config/rbac docs/api-reference.md; do
+for path in api config/crd/bases config/rbac docs/api-reference.md charts/instagram-operator/crds charts/instagram-operator/files; do
   if ! diff -ru "$root/$path" "$scratch/$path" >/tmp/verify-generated.diff 2>&1; then
     echo "generated files under $path are stale; run 'make generate manifests' and commit:" >&2
     head -50 /tmp/verify-generated.diff >&2

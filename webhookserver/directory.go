@@ -14,6 +14,7 @@ import (
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/names"
+	"github.com/leadchat/instagram-operator/internal/routing"
 )
 
 // ChannelUserIDIndex is the cache field index of InstagramChannel on
@@ -186,34 +187,18 @@ func (d *directory) channelFor(ctx context.Context, userID string) (*route, erro
 	if err := d.cache.List(ctx, &list, client.MatchingFields{ChannelUserIDIndex: userID}, unsafeRead); err != nil {
 		return nil, fmt.Errorf("list channels by account: %w", err)
 	}
-	var best *igv1.InstagramChannel
+	claimants := make([]*igv1.InstagramChannel, len(list.Items))
 	for i := range list.Items {
-		ch := &list.Items[i]
-		if best == nil || olderThan(ch, best) {
-			best = ch
-		}
+		claimants[i] = &list.Items[i]
 	}
+	best := routing.Owner(claimants)
 	if best == nil {
 		return nil, nil
 	}
 	return &route{Namespace: best.Namespace, Name: best.Name, UID: best.UID, App: appOf(best)}, nil
 }
 
-func olderThan(a, b *igv1.InstagramChannel) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	if a.Namespace != b.Namespace {
-		return a.Namespace < b.Namespace
-	}
-	return a.Name < b.Name
-}
-
-// appOf is the app a channel uses. An empty kind is the API default,
-// InstagramApp, which lives in the channel's namespace.
+// appOf is the app a channel uses, as internal/routing decides it.
 func appOf(ch *igv1.InstagramChannel) AppKey {
-	if ch.Spec.AppRef.Kind == igv1.KindClusterInstagramApp {
-		return AppKey{Kind: igv1.KindClusterInstagramApp, Name: ch.Spec.AppRef.Name}
-	}
-	return AppKey{Kind: igv1.KindInstagramApp, Namespace: ch.Namespace, Name: ch.Spec.AppRef.Name}
+	return AppKey(routing.AppOf(ch))
 }

@@ -7,9 +7,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/routing"
 )
 
-func TestOlderThan(t *testing.T) {
+func TestRoutingOrder(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ch := func(ns, name string, created time.Time) *igv1.InstagramChannel {
 		return &igv1.InstagramChannel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: metav1.NewTime(created)}}
@@ -23,11 +24,15 @@ func TestOlderThan(t *testing.T) {
 		"same time: namespace decides":   {ch("a", "z", t0), ch("b", "a", t0), true},
 		"same time and namespace: name":  {ch("a", "a", t0), ch("a", "b", t0), true},
 		"identical is not older":         {ch("a", "a", t0), ch("a", "a", t0), false},
+		// The manager once compared "namespace/name" as one string, which
+		// orders "a-b/c" before "a/z" ('-' < '/'): the receiver wrote to
+		// a/z while the manager let a-b/c send.
+		"namespace compared alone": {ch("a", "z", t0), ch("a-b", "c", t0), true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := olderThan(tc.a, tc.b); got != tc.want {
-				t.Fatalf("olderThan = %v, want %v", got, tc.want)
+			if got := routing.Older(tc.a, tc.b); got != tc.want {
+				t.Fatalf("routing.Older = %v, want %v", got, tc.want)
 			}
 		})
 	}

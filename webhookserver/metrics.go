@@ -39,8 +39,11 @@ const (
 	causeWrongObject     = "wrong_object"
 	causeUnknownAppEntry = "unknown_app_entry"
 	causeNoChannel       = "no_channel"
-	causeVerifyToken     = "verify_token"
-	causeUnavailable     = "unavailable"
+	// causeNoChannelYet: no channel serves the entry's account yet, and the
+	// entry is recent enough that one may (answered 503).
+	causeNoChannelYet = "no_channel_yet"
+	causeVerifyToken  = "verify_token"
+	causeUnavailable  = "unavailable"
 	// causeRateLimited: the client's signatures failed too often; refused
 	// with 429 before its body was read.
 	causeRateLimited = "rate_limited"
@@ -61,6 +64,11 @@ var (
 		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20},
 	}, []string{"method", "code"})
 
+	unknownFieldsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "instagram_webhook_unknown_fields_total",
+		Help: "Keys of webhook events this receiver does not know (named in the object's status.unknownFields), by event type.",
+	}, []string{"type"})
+
 	rejectedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "instagram_webhook_rejected_total",
 		Help: "Webhook requests or entries refused, by cause.",
@@ -68,5 +76,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(eventsTotal, requestDuration, rejectedTotal)
+	metrics.Registry.MustRegister(eventsTotal, requestDuration, rejectedTotal, unknownFieldsTotal)
 }

@@ -38,6 +38,7 @@ const (
 	DefaultIngestTimeout   = 20 * time.Second
 	DefaultShutdownTimeout = 25 * time.Second
 	DefaultOrphanGrace     = 2 * time.Minute
+	DefaultUnclaimedGrace  = 10 * time.Minute
 	DefaultParallelism     = 8
 	// DefaultMaxSharedPathSecrets is how many secrets a delivery on the
 	// shared path WebhookPath is checked against: two apps, each while it
@@ -71,6 +72,9 @@ type Options struct {
 	// OrphanGrace is how long a reaction or edit of an unknown message is
 	// retried (503) before it is dropped.
 	OrphanGrace time.Duration
+	// UnclaimedGrace is how long after its time an entry for an account no
+	// channel serves (yet) is answered 503 before it is dropped.
+	UnclaimedGrace time.Duration
 	// Parallelism bounds the conversations of one delivery written at once.
 	Parallelism int
 	// Login configures the Business Login callback (CallbackPath).
@@ -139,6 +143,9 @@ func New(o Options) *Server {
 	if o.OrphanGrace <= 0 {
 		o.OrphanGrace = DefaultOrphanGrace
 	}
+	if o.UnclaimedGrace <= 0 {
+		o.UnclaimedGrace = DefaultUnclaimedGrace
+	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = DefaultParallelism
 	}
@@ -165,13 +172,14 @@ func New(o Options) *Server {
 	}
 	s.dir = &directory{cache: o.Cache, clusterNamespace: o.ClusterResourceNamespace, maxSharedSecrets: max(o.MaxSharedPathSecrets, 0)}
 	s.ingest = &ingester{
-		dir:      s.dir,
-		c:        o.Client,
-		live:     o.APIReader,
-		clock:    o.Clock,
-		log:      o.Logger,
-		grace:    o.OrphanGrace,
-		parallel: o.Parallelism,
+		dir:            s.dir,
+		c:              o.Client,
+		live:           o.APIReader,
+		clock:          o.Clock,
+		log:            o.Logger,
+		grace:          o.OrphanGrace,
+		unclaimedGrace: o.UnclaimedGrace,
+		parallel:       o.Parallelism,
 	}
 	s.handler = instrument(s.routes())
 	return s

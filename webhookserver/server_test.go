@@ -276,6 +276,7 @@ var _ = Describe("Events", func() {
 		m := message("support", mid)
 		Expect(m.Labels).To(Equal(map[string]string{
 			igv1.LabelChannel: "support", igv1.LabelContact: contact, igv1.LabelDirection: igv1.DirectionLabelIncoming,
+			igv1.LabelEvent: igv1.EventLabelMessage, igv1.LabelAwaitingReply: "true",
 		}))
 		Expect(m.OwnerReferences).To(ConsistOf(HaveField("UID", BeEquivalentTo(supportUID))))
 		Expect(m.Spec.ChannelRef.Name).To(Equal("support"))
@@ -302,7 +303,9 @@ var _ = Describe("Events", func() {
 			fromCustomer(supportAccount, contact, at(0), "message", obj{"mid": mid, "text": "nice", "reply_to": obj{"story": obj{"id": "1790000", "url": "https://cdn.example/s"}}}),
 			fromCustomer(supportAccount, contact, at(time.Second), "message", obj{"mid": story, "is_unsupported": true}),
 		)
-		Expect(message("support", mid).Spec.ReplyTo).To(Equal("1790000"))
+		// A story reply is not a reply to a message.
+		Expect(message("support", mid).Spec.ReplyTo).To(BeEmpty())
+		Expect(message("support", mid).Spec.ReplyToStory).To(Equal(&igv1.StoryReference{ID: "1790000", URL: "https://cdn.example/s"}))
 		Expect(message("support", story).Status.Unsupported).To(BeTrue())
 	})
 
@@ -311,9 +314,23 @@ var _ = Describe("Events", func() {
 		deliver(fromBusiness(supportAccount, contact, at(0), "message", obj{"mid": mid, "text": "sent from the app", "is_echo": true}))
 		m := message("support", mid)
 		Expect(m.Status.IsEcho).To(BeTrue())
-		Expect(m.Spec.Direction).To(Equal(igv1.DirectionIncoming))
+		// The business's message: outgoing, already sent, never sent again.
+		Expect(m.Spec.Direction).To(Equal(igv1.DirectionOutgoing))
+		Expect(m.Spec.Echo).To(BeTrue())
 		Expect(m.Spec.ContactID).To(Equal(contact))
-		Expect(m.Labels[igv1.LabelContact]).To(Equal(contact))
+		Expect(m.Spec.Text).To(Equal("sent from the app"))
+		Expect(m.Status.Phase).To(Equal(igv1.PhaseSent))
+		Expect(m.Status.SentAt.Time).To(BeTemporally("==", t0))
+		Expect(m.Labels).To(Equal(map[string]string{
+			igv1.LabelChannel: "support", igv1.LabelContact: contact, igv1.LabelDirection: igv1.DirectionLabelOutgoing,
+			igv1.LabelEvent: igv1.EventLabelEcho, igv1.LabelDone: "true",
+		}))
+		expectCurrent(m)
+		var incoming igv1.InstagramMessageList
+		Expect(k8s.List(ctx, &incoming, client.InNamespace(ns), client.MatchingLabels{
+			igv1.LabelChannel: "support", igv1.LabelContact: contact, igv1.LabelDirection: igv1.DirectionLabelIncoming,
+		})).To(Succeed())
+		Expect(incoming.Items).To(BeEmpty(), "direction=incoming selects only the customer's messages")
 	})
 
 	It("clears an unsent message", func() {
@@ -367,7 +384,7 @@ var _ = Describe("Events", func() {
 		Expect(late.Status.Phase).To(Equal(igv1.PhaseSent))
 		echo := message("support", echoMID)
 		Expect(echo.Status.ReadAt).NotTo(BeNil())
-		Expect(echo.Status.Phase).To(Equal(igv1.PhaseReceived))
+		Expect(echo.Status.Phase).To(Equal(igv1.PhaseRead))
 	})
 
 	It("adds and removes reactions, never letting an older event win", func() {
@@ -482,15 +499,16 @@ var _ = Describe("Events", func() {
 		Expect(message("sales", mid).Spec.Text).To(Equal("still there?"))
 	})
 
-	It("acknowledges and counts the dashboard test, unknown items and unroutable accounts", func() {
+	It("acknowledges and counts the dashboard test, unknown items and long-unroutable accounts", func() {
 		test, unknown, noChannel := counter("test", "ignored"), counter("unknown", "ignored"), rejected("no_channel")
+		old := t0.Add(-ws.DefaultUnclaimedGrace).UnixMilli()
 		body := delivery(
 			obj{"id": "0", "time": t0.UnixMilli(), "changes": []any{obj{"field": "messages", "value": obj{
 				"sender": obj{"id": "12334"}, "recipient": obj{"id": "23245"}, "timestamp": "1527459824",
 				"message": obj{"mid": "random_mid", "text": "random_text"},
 			}}}},
-			entry(supportAccount, fromCustomer(supportAccount, contact, at(0), "messaging_optins", obj{"ref": "x"})),
-			entry(orphanAccount, fromCustomer(orphanAccount, contact, at(0), "message", obj{"mid": newMID(), "text": "lost"})),
+			entry(supportAccount, fromCustomer(supportAccount, contact, at(0), "app_roles", obj{"123": []any{"primary_receiver"}})),
+			obj{"id": orphanAccount, "time": old, "messaging": []any{fromCustomer(orphanAccount, contact, old, "message", obj{"mid": newMID(), "text": "lost"})}},
 		)
 		Expect(post(body, acmeSecret)).To(Equal(http.StatusOK))
 		Expect(counter("test", "ignored")).To(Equal(test + 1))
@@ -585,7 +603,12 @@ var _ = Describe("Idempotence", func() {
 			for _, m := range conversation("support", c) {
 				total++
 				reactions += len(m.Status.Reactions)
-				Expect(m.Status.Phase).To(Equal(igv1.PhaseReceived))
+				if m.Spec.Echo {
+					// Recorded Sent, then covered by the batch's read receipt.
+					Expect(m.Status.Phase).To(Equal(igv1.PhaseRead))
+				} else {
+					Expect(m.Status.Phase).To(Equal(igv1.PhaseReceived))
+				}
 			}
 		}
 		Expect(total).To(Equal(80)) // 60 messages + 20 echoes

@@ -144,6 +144,19 @@ const (
 	// LabelDone marks an outgoing message the manager no longer acts on
 	// (Sent, Read, Failed), so it drops out of the manager's cache.
 	LabelDone = "instagram.leadchat.io/done"
+	// LabelEvent names the kind of event an object the receiver wrote
+	// records: message, echo, postback, referral, handover or optin
+	// (EventLabel* values); comments: comment, live_comment or mention.
+	LabelEvent = "instagram.leadchat.io/event"
+	// LabelAwaitingReply (value "true") marks a customer's message that the
+	// business has not answered yet: the receiver sets it on each incoming
+	// message and removes it from the whole conversation when the business
+	// answers (the echo of any reply, from this operator or another
+	// client). "Customer messages I have not answered" is then one label
+	// selector.
+	LabelAwaitingReply = "instagram.leadchat.io/awaiting-reply"
+	// LabelMedia holds the media ID a comment belongs to.
+	LabelMedia = "instagram.leadchat.io/media"
 
 	// AnnotationRequestedAt forces a reconcile when its value changes; the
 	// value handled last is echoed to status.lastHandledReconcileAt.
@@ -190,4 +203,15 @@ const (
 	// LabelDirection.
 	DirectionLabelIncoming = "incoming"
 	DirectionLabelOutgoing = "outgoing"
+
+	// Values of LabelEvent.
+	EventLabelMessage     = "message"
+	EventLabelEcho        = "echo"
+	EventLabelPostback    = "postback"
+	EventLabelReferral    = "referral"
+	EventLabelHandover    = "handover"
+	EventLabelOptin       = "optin"
+	EventLabelComment     = "comment"
+	EventLabelLiveComment = "live_comment"
+	EventLabelMention     = "mention"
 )

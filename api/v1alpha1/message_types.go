@@ -54,6 +54,39 @@ type Attachment struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +optional
 	Title string `json:"title,omitempty"`
+	// mediaID is the lasting ID of the media, which outlives url (a CDN
+	// link that expires): story_media_id of an ig_story, reel_video_id of an
+	// ig_reel, ig_post_media_id of an ig_post, id of a share where Instagram
+	// sends one. Incoming only.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	MediaID string `json:"mediaID,omitempty"`
+	// attachmentID is the ID of media uploaded to Instagram beforehand
+	// (payload.attachment_id).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	AttachmentID string `json:"attachmentID,omitempty"`
+	// stickerID is the sticker of an image attachment that is a sticker.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	StickerID string `json:"stickerID,omitempty"`
+	// extra holds payload keys this version does not know yet, as text, so
+	// nothing Instagram adds later is lost. Incoming only.
+	// +kubebuilder:validation:MaxProperties=16
+	// +optional
+	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// StoryReference is the story a message replies to.
+type StoryReference struct {
+	// id of the story (lasting).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	ID string `json:"id,omitempty"`
+	// url of the story's media: a CDN link that expires.
+	// +kubebuilder:validation:MaxLength=8192
+	// +optional
+	URL string `json:"url,omitempty"`
 }
 
 // ChannelReference names the channel of a message (same namespace).
@@ -67,9 +100,10 @@ type ChannelReference struct {
 
 // InstagramMessageSpec is the content of a message.
 //
-// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || ((has(self.text) && size(self.text) > 0) != (has(self.attachments) && size(self.attachments) > 0))",message="an outgoing message needs exactly one of spec.text or spec.attachments"
-// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || !has(self.attachments) || size(self.attachments) <= 1",message="an outgoing message carries at most one item in spec.attachments (Instagram gives each part its own message)"
-// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || !has(self.attachments) || self.attachments.all(a, a.type in ['image', 'video', 'audio', 'file'] && has(a.url) && a.url.startsWith('https://'))",message="spec.attachments of an outgoing message must be of type image, video, audio or file with an https url"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || (has(self.echo) && self.echo) || ((has(self.text) && size(self.text) > 0) != (has(self.attachments) && size(self.attachments) > 0))",message="an outgoing message needs exactly one of spec.text or spec.attachments"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || (has(self.echo) && self.echo) || !has(self.attachments) || size(self.attachments) <= 1",message="an outgoing message carries at most one item in spec.attachments (Instagram gives each part its own message)"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || (has(self.echo) && self.echo) || !has(self.attachments) || self.attachments.all(a, a.type in ['image', 'video', 'audio', 'file'] && has(a.url) && a.url.startsWith('https://'))",message="spec.attachments of an outgoing message must be of type image, video, audio or file with an https url"
+// +kubebuilder:validation:XValidation:rule="self.direction == 'Outgoing' || !has(self.echo) || !self.echo",message="spec.echo is only allowed on outgoing messages"
 // +kubebuilder:validation:XValidation:rule="self.direction == 'Outgoing' || !has(self.tag)",message="spec.tag is only allowed on outgoing messages"
 type InstagramMessageSpec struct {
 	// channelRef names the channel the message belongs to.
@@ -101,11 +135,23 @@ type InstagramMessageSpec struct {
 	// +optional
 	Attachments []Attachment `json:"attachments,omitempty"`
 
-	// replyTo is the mid of the message, or the id of the story, this one
-	// replies to.
+	// replyTo is the mid of the message this one replies to. A reply to a
+	// story is spec.replyToStory instead (objects recorded before v0.2 held
+	// the story's id here).
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	ReplyTo string `json:"replyTo,omitempty"`
+
+	// replyToStory is the story this message replies to (incoming only).
+	// +optional
+	ReplyToStory *StoryReference `json:"replyToStory,omitempty"`
+
+	// echo marks an outgoing message the business sent from another client
+	// (the Instagram app, another tool), recorded by the receiver from its
+	// echo. It is already sent: the manager never sends it.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.echo is immutable"
+	// +optional
+	Echo bool `json:"echo,omitempty"`
 
 	// tag HUMAN_AGENT sends outside the 24-hour window (outgoing only).
 	// +optional
@@ -128,22 +174,120 @@ type Reaction struct {
 	At *metav1.Time `json:"at,omitempty"`
 }
 
-// Postback is a button tap.
+// ReactionRecord is one reaction in a message's history: who reacted with
+// what, when, and when they took it back.
+type ReactionRecord struct {
+	// +optional
+	Reaction string `json:"reaction,omitempty"`
+	// +optional
+	Emoji string `json:"emoji,omitempty"`
+	// by is the IGSID of who reacted.
+	// +optional
+	By string `json:"by,omitempty"`
+	// at is when the reaction was made (Meta's time, milliseconds).
+	// +optional
+	At *metav1.MicroTime `json:"at,omitempty"`
+	// removedAt is when it was taken back (unreact) or replaced by another
+	// reaction of the same person.
+	// +optional
+	RemovedAt *metav1.MicroTime `json:"removedAt,omitempty"`
+}
+
+// Postback is a button tap (a button template, an ice breaker, a
+// persistent-menu item).
 type Postback struct {
+	// title of the button or the ice-breaker question.
+	// +optional
+	Title string `json:"title,omitempty"`
+	// payload the business attached to the button.
+	// +optional
+	Payload string `json:"payload,omitempty"`
+	// referral where the tap came with one (an ig.me link, an ad).
+	// +optional
+	Referral *Referral `json:"referral,omitempty"`
+}
+
+// Referral tells where a conversation came from: an ig.me link (ref), a
+// Click-to-Direct ad (adID, adsContext), an Instagram Shops product
+// (productID).
+type Referral struct {
+	// ref is the ref parameter of an ig.me link.
+	// +optional
+	Ref string `json:"ref,omitempty"`
+	// source, e.g. ADS, SHORTLINK.
+	// +optional
+	Source string `json:"source,omitempty"`
+	// type, e.g. OPEN_THREAD.
+	// +optional
+	Type string `json:"type,omitempty"`
+	// adID of a Click-to-Direct ad.
+	// +optional
+	AdID string `json:"adID,omitempty"`
+	// adsContext describes the ad the customer tapped.
+	// +optional
+	AdsContext *AdsContext `json:"adsContext,omitempty"`
+	// productID of the Instagram Shops product the customer asked about.
+	// +optional
+	ProductID string `json:"productID,omitempty"`
+}
+
+// AdsContext is Meta's ads_context_data of a Click-to-Direct referral.
+type AdsContext struct {
+	// +optional
+	AdTitle string `json:"adTitle,omitempty"`
+	// photoURL of the ad's image (a CDN link that may expire).
+	// +optional
+	PhotoURL string `json:"photoURL,omitempty"`
+	// +optional
+	VideoURL string `json:"videoURL,omitempty"`
+	// postID of the ad's post.
+	// +optional
+	PostID string `json:"postID,omitempty"`
+}
+
+// Handover records a change of the app that controls the conversation
+// (messaging_handover: pass, take or request thread control).
+type Handover struct {
+	// action: pass, take or request.
+	// +optional
+	Action string `json:"action,omitempty"`
+	// +optional
+	PreviousOwnerAppID string `json:"previousOwnerAppID,omitempty"`
+	// +optional
+	NewOwnerAppID string `json:"newOwnerAppID,omitempty"`
+	// +optional
+	RequestedOwnerAppID string `json:"requestedOwnerAppID,omitempty"`
+	// metadata the passing app attached.
+	// +optional
+	Metadata string `json:"metadata,omitempty"`
+}
+
+// Optin records a customer's opt-in (messaging_optins), e.g. to recurring
+// notifications. A notification token, where Meta sends one, is not stored:
+// a credential never goes into an object others may read.
+type Optin struct {
+	// +optional
+	Type string `json:"type,omitempty"`
+	// +optional
+	Payload string `json:"payload,omitempty"`
 	// +optional
 	Title string `json:"title,omitempty"`
 	// +optional
-	Payload string `json:"payload,omitempty"`
-}
-
-// Referral tells where a conversation came from (an ad, a link).
-type Referral struct {
-	// +optional
 	Ref string `json:"ref,omitempty"`
+	// frequency of the notifications the customer agreed to.
 	// +optional
-	Source string `json:"source,omitempty"`
+	Frequency string `json:"frequency,omitempty"`
 	// +optional
-	Type string `json:"type,omitempty"`
+	Timezone string `json:"timezone,omitempty"`
+	// tokenStatus is Meta's user_token_status, e.g. REFRESHED.
+	// +optional
+	TokenStatus string `json:"tokenStatus,omitempty"`
+	// tokenExpiresAt is when the notification permission ends.
+	// +optional
+	TokenExpiresAt *metav1.MicroTime `json:"tokenExpiresAt,omitempty"`
+	// hasToken is true when Meta sent a notification token (not stored).
+	// +optional
+	HasToken bool `json:"hasToken,omitempty"`
 }
 
 // MessageError is the error Instagram returned for a send.
@@ -187,9 +331,17 @@ type InstagramMessageStatus struct {
 	// +optional
 	MessageID string `json:"messageID,omitempty"`
 
-	// timestamp is when Instagram says the message was sent.
+	// timestamp is when Instagram says the message was sent, to the second
+	// (eventTime has the milliseconds).
 	// +optional
 	Timestamp *metav1.Time `json:"timestamp,omitempty"`
+	// eventTime is Meta's timestamp of the event to the millisecond: sort by
+	// it to put a burst of messages in order.
+	// +optional
+	EventTime *metav1.MicroTime `json:"eventTime,omitempty"`
+	// receivedAt is when the receiver first recorded the event.
+	// +optional
+	ReceivedAt *metav1.MicroTime `json:"receivedAt,omitempty"`
 	// +optional
 	SentAt *metav1.Time `json:"sentAt,omitempty"`
 	// +optional
@@ -220,6 +372,39 @@ type InstagramMessageStatus struct {
 	// +listType=atomic
 	// +optional
 	Reactions []Reaction `json:"reactions,omitempty"`
+
+	// reactionHistory lists reactions as they came and went, newest last,
+	// at most 20 (older ones are dropped first).
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +optional
+	ReactionHistory []ReactionRecord `json:"reactionHistory,omitempty"`
+
+	// standby marks an event delivered on the standby channel: another app
+	// controls the conversation, so a bot should not answer it.
+	// +optional
+	Standby bool `json:"standby,omitempty"`
+
+	// handover details of a messaging_handover event.
+	// +optional
+	Handover *Handover `json:"handover,omitempty"`
+
+	// optin details of a messaging_optins event.
+	// +optional
+	Optin *Optin `json:"optin,omitempty"`
+
+	// clipped names the fields whose content was longer than the schema
+	// allows and was cut (text ends with "…") or dropped (a URL).
+	// +listType=atomic
+	// +optional
+	Clipped []string `json:"clipped,omitempty"`
+
+	// unknownFields names keys of the event this version does not know;
+	// they are counted in instagram_webhook_unknown_fields_total.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	UnknownFields []string `json:"unknownFields,omitempty"`
 
 	// postback details where the event carries them.
 	// +optional

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,6 +25,7 @@ func (c *control) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /_sandbox/read", c.read)
 	mux.HandleFunc("POST /_sandbox/unsend", c.unsend)
 	mux.HandleFunc("POST /_sandbox/fail", c.fail)
+	mux.HandleFunc("POST /_sandbox/event", c.event)
 	mux.HandleFunc("GET /_sandbox/state", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, c.state) })
 	mux.HandleFunc("GET /_sandbox/sent", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, c.fake.Sent()) })
 	mux.HandleFunc("GET /_sandbox/calls", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, c.fake.Calls()) })
@@ -51,6 +54,8 @@ func deliveryStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, fake.ErrUnknownMessage):
 		return http.StatusNotFound
+	case errors.Is(err, fake.ErrInvalidEvent):
+		return http.StatusBadRequest
 	}
 	return http.StatusBadGateway
 }
@@ -99,6 +104,32 @@ func (c *control) read(w http.ResponseWriter, r *http.Request) {
 func (c *control) unsend(w http.ResponseWriter, r *http.Request) {
 	mid := r.URL.Query().Get("mid")
 	c.answerDelivery(w, mid, c.fake.DeliverUnsend(r.Context(), mid))
+}
+
+// event: POST /_sandbox/event?to=<account>&from=<customer>[&standby=true]
+// with a JSON body that is one messaging item's event key and value, e.g.
+// {"postback": {"mid": "...", "title": "Start", "payload": "START"}}; or
+// ?field=comments|live_comments|mentions with the change's value as body.
+// Every event kind Instagram documents can be delivered this way.
+func (c *control) event(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var body map[string]any
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("body: want one JSON object: %w", err))
+		return
+	}
+	to := orDefault(q.Get("to"), c.state.Accounts[0].UserID)
+	var err error
+	if field := q.Get("field"); field != "" {
+		err = c.fake.DeliverChange(r.Context(), to, field, body)
+	} else {
+		err = c.fake.DeliverItem(r.Context(), to, orDefault(q.Get("from"), c.state.Customers[0].IGSID), body, isTrue(q.Get("standby")))
+	}
+	answer := map[string]string{"to": to}
+	if err != nil {
+		answer["error"] = err.Error()
+	}
+	writeJSON(w, deliveryStatus(err), answer)
 }
 
 func (c *control) answerDelivery(w http.ResponseWriter, mid string, err error) {

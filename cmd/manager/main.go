@@ -28,6 +28,7 @@ import (
 	"github.com/leadchat/instagram-operator/controllers"
 	"github.com/leadchat/instagram-operator/internal/cmdutil"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/version"
 )
 
 func main() {
@@ -45,7 +46,7 @@ type flags struct {
 	retentionInterval                                    time.Duration
 	rateLimit                                            float64
 	rateBurst                                            int
-	leaderElect                                          bool
+	leaderElect, printVersion                            bool
 }
 
 func parseFlags() (flags, zap.Options) {
@@ -65,6 +66,7 @@ func parseFlags() (flags, zap.Options) {
 	flag.DurationVar(&f.retentionInterval, "retention-interval", controllers.DefaultRetentionInterval, "How often old messages are swept.")
 	flag.Float64Var(&f.rateLimit, "instagram-rate-limit", 20, "Instagram calls per second per app (token bucket); negative disables.")
 	flag.IntVar(&f.rateBurst, "instagram-rate-burst", 40, "Burst of the per-app token bucket.")
+	flag.BoolVar(&f.printVersion, "version", false, "Print the version and exit.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -73,6 +75,11 @@ func parseFlags() (flags, zap.Options) {
 
 func run() error {
 	f, zapOpts := parseFlags()
+	build := version.Get()
+	if f.printVersion {
+		fmt.Println(build.String("manager"))
+		return nil
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	if f.clusterResourceNamespace == "" {
 		f.clusterResourceNamespace = cmdutil.PodNamespace()
@@ -174,7 +181,10 @@ func run() error {
 	}); err != nil {
 		return fmt.Errorf("set up retention: %w", err)
 	}
-	metrics.Registry.MustRegister(controllers.NewChannelCollector(mgr.GetClient()))
+	if err := mgr.Add(&controllers.LabelMigration{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}); err != nil {
+		return fmt.Errorf("set up label migration: %w", err)
+	}
+	metrics.Registry.MustRegister(controllers.NewChannelCollector(mgr.GetClient()), build.Collector())
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
@@ -182,6 +192,6 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("starting manager", "clusterResourceNamespace", f.clusterResourceNamespace, "graphAPIVersion", f.graphVersion)
+	ctrl.Log.WithName("setup").Info("starting manager", "version", build.Version, "revision", build.Revision, "clusterResourceNamespace", f.clusterResourceNamespace, "graphAPIVersion", f.graphVersion)
 	return mgr.Start(ctx)
 }

@@ -23,6 +23,7 @@ import (
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/cmdutil"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/version"
 	"github.com/leadchat/instagram-operator/webhookserver"
 )
 
@@ -40,6 +41,7 @@ type flags struct {
 	maxBodyBytes                               int64
 	sharedPathMaxSecrets                       int
 	trustedProxies                             string
+	printVersion                               bool
 }
 
 func parseFlags() (flags, zap.Options) {
@@ -59,6 +61,7 @@ func parseFlags() (flags, zap.Options) {
 		"App secrets a delivery on the shared path /webhooks/instagram is checked against (oldest apps first); 0 turns the shared path off. Apps past it must use their own path (status.webhookURL).")
 	flag.StringVar(&f.trustedProxies, "trusted-proxies", "",
 		"Comma-separated addresses or CIDRs of the proxies in front of the receiver whose X-Forwarded-For names the client (per-client limits). Empty: the peer address is the client.")
+	flag.BoolVar(&f.printVersion, "version", false, "Print the version and exit.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -67,6 +70,11 @@ func parseFlags() (flags, zap.Options) {
 
 func run() error {
 	f, zapOpts := parseFlags()
+	build := version.Get()
+	if f.printVersion {
+		fmt.Println(build.String("webhookserver"))
+		return nil
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 	if f.clusterResourceNamespace == "" {
@@ -105,6 +113,8 @@ func run() error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 
+	metrics.Registry.MustRegister(build.Collector())
+
 	ctx := ctrl.SetupSignalHandler()
 	srv := webhookserver.New(webhookserver.Options{
 		Client:                   mgr.GetClient(),
@@ -134,7 +144,7 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", srv.ReadyCheck); err != nil {
 		return err
 	}
-	log.Info("Starting webhook receiver", "bindAddress", f.bindAddr, "clusterResourceNamespace", f.clusterResourceNamespace,
+	log.Info("Starting webhook receiver", "version", build.Version, "revision", build.Revision, "bindAddress", f.bindAddr, "clusterResourceNamespace", f.clusterResourceNamespace,
 		"sharedPathMaxSecrets", f.sharedPathMaxSecrets, "trustedProxies", f.trustedProxies, "graphAPIURL", f.graphAPIURL, "instagramAPIURL", f.instagramAPIURL, "graphAPIVersion", f.graphVersion, "publicURL", f.publicURL)
 	return mgr.Start(ctx)
 }

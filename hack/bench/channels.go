@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
@@ -33,9 +34,11 @@ type bench struct {
 	// own is the manager the bench started with its own flags; nil while
 	// localenv's manager runs.
 	own *managerProc
-	// fast writes without client-side throttling.
-	fast      client.Client
-	clientset kubernetes.Interface
+	// fast writes without client-side throttling; asReceiver likewise, as
+	// the receiver's ServiceAccount.
+	fast       client.Client
+	asReceiver client.Client
+	clientset  kubernetes.Interface
 }
 
 // channel is one Ready channel and its account.
@@ -89,6 +92,14 @@ func (b *bench) setupChannels(ctx context.Context) error {
 	cfg, env := b.cfg, b.env
 	var err error
 	if b.fast, err = client.New(fastConfig(env.Config), client.Options{Scheme: env.Scheme}); err != nil {
+		return err
+	}
+	// What the receiver writes, the bench writes as the receiver: the
+	// install's admission policy lets only its ServiceAccount create
+	// incoming messages and comments.
+	asReceiver := fastConfig(env.Config)
+	asReceiver.Impersonate = rest.ImpersonationConfig{UserName: localenv.ServiceAccountUser("webhookserver")}
+	if b.asReceiver, err = client.New(asReceiver, client.Options{Scheme: env.Scheme}); err != nil {
 		return err
 	}
 	if b.clientset, err = kubernetes.NewForConfig(fastConfig(env.Config)); err != nil {

@@ -69,6 +69,9 @@ func (b *bench) receiver(ctx context.Context) error {
 		progress("baseline: %d create+status writes at concurrency %d", cfg.deliveries, c)
 		base := b.loadStep(ctx, c, func(ctx context.Context, i int) (int, error) {
 			ch := b.channels[i%len(b.channels)]
+			if isComment(i) {
+				return http.StatusOK, b.writeComment(ctx, ch, fmt.Sprintf("bench-base-%d-%d", si, i), time.Now())
+			}
 			return http.StatusOK, b.writeIncoming(ctx, ch, fmt.Sprintf("bench-base-%d-%d", si, i), contactID(i), time.Now())
 		})
 		base.Statuses = nil
@@ -170,15 +173,30 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 // contactID is a customer's IGSID: digits, as Instagram sends them.
 func contactID(i int) string { return fmt.Sprintf("55123400%08d", i%5000) }
 
-// postDelivery posts one signed delivery with one customer message, as Meta
-// does, and returns the receiver's HTTP status.
+// isComment: one delivery in five is a comment notification, the rest
+// customer messages, so the ratio covers both kinds the receiver writes.
+func isComment(i int) bool { return i%5 == 4 }
+
+// postDelivery posts one signed delivery with one customer message (or, see
+// isComment, one comment), as Meta does, and returns the receiver's HTTP
+// status.
 func (b *bench) postDelivery(ctx context.Context, hc *http.Client, ch channel, mid string, i int) (int, error) {
 	now := time.Now()
 	customer := contactID(i)
-	env := fake.NewEnvelope(ch.UserID, now, fake.Messaging{
-		Sender: fake.Party{ID: customer}, Recipient: fake.Party{ID: ch.UserID}, Timestamp: now.UnixMilli(),
-		Message: &fake.Message{MID: mid, Text: "Hi! Is the blue one still in stock in size M?"},
-	})
+	var env fake.Envelope
+	if isComment(i) {
+		env = fake.Envelope{Object: "instagram", Entry: []fake.Entry{{ID: ch.UserID, Time: now.Unix(), Changes: []fake.Change{{
+			Field: "comments", Value: map[string]any{
+				"id": mid, "from": map[string]any{"id": "1784140000000555", "username": "jane.doe"},
+				"media": map[string]any{"id": "17887498072083520", "media_product_type": "FEED"}, "text": "How much is this?",
+			},
+		}}}}}
+	} else {
+		env = fake.NewEnvelope(ch.UserID, now, fake.Messaging{
+			Sender: fake.Party{ID: customer}, Recipient: fake.Party{ID: ch.UserID}, Timestamp: now.UnixMilli(),
+			Message: &fake.Message{MID: mid, Text: "Hi! Is the blue one still in stock in size M?"},
+		})
+	}
 	body, err := json.Marshal(env)
 	if err != nil {
 		return 0, err
@@ -206,9 +224,11 @@ func incomingMessage(ch channel, mid, contact string) *igv1.InstagramMessage {
 			Name:      names.IncomingMessageName(ch.Name, mid),
 			Namespace: ch.Namespace,
 			Labels: map[string]string{
-				igv1.LabelChannel:   ch.Name,
-				igv1.LabelContact:   contact,
-				igv1.LabelDirection: igv1.DirectionLabelIncoming,
+				igv1.LabelChannel:       ch.Name,
+				igv1.LabelContact:       contact,
+				igv1.LabelDirection:     igv1.DirectionLabelIncoming,
+				igv1.LabelEvent:         igv1.EventLabelMessage,
+				igv1.LabelAwaitingReply: "true",
 			},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: igv1.GroupVersion.String(), Kind: "InstagramChannel",
@@ -228,21 +248,65 @@ func incomingMessage(ch channel, mid, contact string) *igv1.InstagramMessage {
 // then the first status as a merge patch with an optimistic lock.
 func (b *bench) writeIncoming(ctx context.Context, ch channel, mid, contact string, at time.Time) error {
 	obj := incomingMessage(ch, mid, contact)
-	if err := b.fast.Create(ctx, obj); err != nil {
+	if err := b.asReceiver.Create(ctx, obj); err != nil {
 		return fmt.Errorf("create message: %w", err)
 	}
 	base := obj.DeepCopy()
 	obj.Status.Phase = igv1.PhaseReceived
 	obj.Status.MessageID = mid
 	obj.Status.Timestamp = ptr.To(metav1.NewTime(at))
+	obj.Status.EventTime = ptr.To(metav1.NewMicroTime(at))
+	obj.Status.ReceivedAt = ptr.To(metav1.NewMicroTime(at))
 	obj.Status.ObservedGeneration = obj.Generation
 	meta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
 		Type: igv1.ConditionReady, Status: metav1.ConditionTrue, Reason: string(igv1.PhaseReceived),
 		Message: "Recorded from an Instagram webhook", ObservedGeneration: obj.Generation,
 		LastTransitionTime: metav1.NewTime(at),
 	})
-	if err := b.fast.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := b.asReceiver.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("patch message status: %w", err)
+	}
+	return nil
+}
+
+// writeComment stores a comment as the receiver does: create, then the
+// first status as a merge patch with an optimistic lock.
+func (b *bench) writeComment(ctx context.Context, ch channel, id string, at time.Time) error {
+	obj := &igv1.InstagramComment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      names.CommentName(ch.Name, id),
+			Namespace: ch.Namespace,
+			Labels: map[string]string{
+				igv1.LabelChannel: ch.Name, igv1.LabelEvent: igv1.EventLabelComment,
+				igv1.LabelMedia: "17887498072083520", igv1.LabelContact: "1784140000000555",
+			},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: igv1.GroupVersion.String(), Kind: "InstagramChannel",
+				Name: ch.Name, UID: ch.UID, Controller: ptr.To(true),
+			}},
+		},
+		Spec: igv1.InstagramCommentSpec{
+			ChannelRef: igv1.ChannelReference{Name: ch.Name},
+			CommentID:  id,
+			Media:      igv1.CommentMedia{ID: "17887498072083520", ProductType: "FEED"},
+			From:       igv1.CommentAuthor{ID: "1784140000000555", Username: "jane.doe"},
+			Text:       "How much is this?",
+		},
+	}
+	if err := b.asReceiver.Create(ctx, obj); err != nil {
+		return fmt.Errorf("create comment: %w", err)
+	}
+	base := obj.DeepCopy()
+	obj.Status.EventTime = ptr.To(metav1.NewMicroTime(at))
+	obj.Status.ReceivedAt = ptr.To(metav1.NewMicroTime(at))
+	obj.Status.ObservedGeneration = obj.Generation
+	meta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
+		Type: igv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Recorded",
+		Message: "Recorded from an Instagram webhook", ObservedGeneration: obj.Generation,
+		LastTransitionTime: metav1.NewTime(at),
+	})
+	if err := b.asReceiver.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("patch comment status: %w", err)
 	}
 	return nil
 }

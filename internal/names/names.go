@@ -20,6 +20,9 @@ const hashLen = 40
 // are recognisable and always begin with a letter.
 const incomingPrefix = "igm-"
 
+// commentPrefix starts the name of every InstagramComment.
+const commentPrefix = "igc-"
+
 // MIDHash is the value of the instagram.leadchat.io/mid label: the first 40
 // hex characters of SHA-256(mid). A mid itself is too long and holds
 // characters a label value may not.
@@ -33,6 +36,13 @@ func MIDHash(mid string) string {
 // contain "/", so channel and mid cannot run into each other.
 func IncomingMessageName(channel, mid string) string {
 	return incomingPrefix + hashHex(channel+"/"+mid)
+}
+
+// CommentName is the name of the InstagramComment the receiver writes for a
+// comment id of a channel (in the channel's namespace): a redelivered
+// notification finds the same name and makes no second object.
+func CommentName(channel, commentID string) string {
+	return commentPrefix + hashHex(channel+"/"+commentID)
 }
 
 func hashHex(s string) string {

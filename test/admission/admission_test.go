@@ -274,6 +274,26 @@ var _ = Describe("trusted writes", func() {
 		Expect(err).To(MatchError(ContainSubstring("change what a customer sent")))
 	})
 
+	It("lets only the receiver record an echo, which the manager would never send", func() {
+		echo := outgoing("fake-echo", nil)
+		echo.Spec.Echo = true
+		err := tenant.Create(ctx, echo)
+		Expect(forbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err).To(MatchError(ContainSubstring("spec.echo")))
+
+		By("nor turn a pending message into one")
+		Expect(tenant.Create(ctx, outgoing("pending-reply", nil))).To(Succeed())
+		m := &igv1.InstagramMessage{}
+		Expect(tenant.Get(ctx, client.ObjectKey{Namespace: tenantNS, Name: "pending-reply"}, m)).To(Succeed())
+		patch := client.MergeFrom(m.DeepCopy())
+		m.Spec.Echo = true
+		Expect(tenant.Patch(ctx, m, patch)).To(MatchError(ContainSubstring("spec.echo")))
+
+		echo = outgoing("real-echo", map[string]string{igv1.LabelDone: "true"})
+		echo.Spec.Echo = true
+		Expect(receiver.Create(ctx, echo)).To(Succeed())
+	})
+
 	It("leaves the send-protocol labels to the operator", func() {
 		err := tenant.Create(ctx, outgoing("pre-done", map[string]string{igv1.LabelDone: "true"}))
 		Expect(err).To(MatchError(ContainSubstring("set by the operator only")))

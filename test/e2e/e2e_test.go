@@ -194,6 +194,50 @@ var _ = Describe("the operator, end to end", Ordered, func() {
 		}, timeout).Should(Succeed())
 	})
 
+	It("records the business's message from another app as sent, and comments", func() {
+		echoMID := "e2e-echo-" + rand.String(6)
+		Expect(env.Fake.DeliverItem(ctx, account.UserID, customer, map[string]any{
+			"message": map[string]any{"mid": echoMID, "text": "Sent from the Instagram app", "is_echo": true},
+		}, false)).To(Succeed())
+		var echo igv1.InstagramMessage
+		Eventually(func(g Gomega) {
+			var list igv1.InstagramMessageList
+			g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{igv1.LabelEvent: igv1.EventLabelEcho})).To(Succeed())
+			g.Expect(list.Items).To(HaveLen(1))
+			echo = list.Items[0]
+		}, timeout).Should(Succeed())
+		Expect(echo.Spec.Direction).To(Equal(igv1.DirectionOutgoing))
+		Expect(echo.Spec.Echo).To(BeTrue())
+		Expect(echo.Status.Phase).To(Equal(igv1.PhaseSent))
+		Expect(echo.Status.MessageID).To(Equal(echoMID))
+		// The manager never sends the business's own message again.
+		Consistently(sentTexts, 2*time.Second).ShouldNot(HaveKey("Sent from the Instagram app"))
+		var incoming igv1.InstagramMessageList
+		Expect(k8sClient.List(ctx, &incoming, client.InNamespace(ns), client.MatchingLabels{igv1.LabelDirection: igv1.DirectionLabelIncoming})).To(Succeed())
+		for _, m := range incoming.Items {
+			Expect(m.Spec.Echo).To(BeFalse())
+			Expect(m.Status.IsEcho).To(BeFalse(), "direction=incoming selects only the customer's messages")
+		}
+
+		// A comment and a reply to it, as Meta sends them (changes, time in seconds).
+		now := time.Now()
+		body := []byte(fmt.Sprintf(`{"object":"instagram","entry":[{"id":%q,"time":%d,"changes":[`+
+			`{"field":"comments","value":{"id":"17865799348089039","from":{"id":"1784140000000555","username":"jane.doe"},"media":{"id":"17887498072083520","media_product_type":"FEED"},"text":"How much?"}},`+
+			`{"field":"comments","value":{"id":"17865799348089040","parent_id":"17865799348089039","from":{"id":"1784140000000556","username":"acme.fan"},"media":{"id":"17887498072083520","media_product_type":"FEED"},"text":"Same question"}}]}]}`,
+			account.UserID, now.Unix()))
+		_, err := env.Fake.Deliver(ctx, app.ID, body)
+		Expect(err).NotTo(HaveOccurred())
+		var comments igv1.InstagramCommentList
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.List(ctx, &comments, client.InNamespace(ns), client.MatchingLabels{igv1.LabelMedia: "17887498072083520"})).To(Succeed())
+			g.Expect(comments.Items).To(HaveLen(2))
+		}, timeout).Should(Succeed())
+		out, err := env.Kubectl("-n", ns, "get", "igcomment", "-o", "wide")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("jane.doe"))
+		Expect(out).To(ContainSubstring("Same question"))
+	})
+
 	It("never sends twice when the manager dies mid-send", func() {
 		env.Fake.FailNext(fake.EndpointSend, 1, fake.Fault{Hang: true})
 		msg := &igv1.InstagramMessage{

@@ -18,10 +18,34 @@ import (
 
 // Webhook fields the deliveries belong to.
 const (
-	FieldMessages         = "messages"
-	FieldMessagingSeen    = "messaging_seen"
-	FieldMessageReactions = "message_reactions"
+	FieldMessages           = "messages"
+	FieldMessagingSeen      = "messaging_seen"
+	FieldMessageReactions   = "message_reactions"
+	FieldMessagingPostbacks = "messaging_postbacks"
+	FieldMessagingReferral  = "messaging_referral"
+	FieldMessageEdit        = "message_edit"
+	FieldMessagingOptins    = "messaging_optins"
+	FieldMessagingHandover  = "messaging_handover"
+	FieldStandby            = "standby"
+	FieldComments           = "comments"
+	FieldLiveComments       = "live_comments"
+	FieldMentions           = "mentions"
 )
+
+// itemKeyFields maps the key of a messaging item to the webhook field Meta
+// delivers it under.
+var itemKeyFields = map[string]string{
+	"message":                FieldMessages,
+	"read":                   FieldMessagingSeen,
+	"reaction":               FieldMessageReactions,
+	"postback":               FieldMessagingPostbacks,
+	"referral":               FieldMessagingReferral,
+	"message_edit":           FieldMessageEdit,
+	"optin":                  FieldMessagingOptins,
+	"pass_thread_control":    FieldMessagingHandover,
+	"take_thread_control":    FieldMessagingHandover,
+	"request_thread_control": FieldMessagingHandover,
+}
 
 var (
 	// ErrNotSubscribed: no app has the account subscribed to the event's
@@ -32,6 +56,8 @@ var (
 	ErrNoCallbackURL = errors.New("fake: the app has no webhook callback URL")
 	// ErrUnknownMessage: no message with that mid.
 	ErrUnknownMessage = errors.New("fake: unknown message id")
+	// ErrInvalidEvent: not an event Instagram documents.
+	ErrInvalidEvent = errors.New("fake: not a documented webhook event")
 )
 
 // Envelope is Meta's webhook body for Instagram.
@@ -44,7 +70,15 @@ type Envelope struct {
 type Entry struct {
 	ID        string      `json:"id"`
 	Time      int64       `json:"time"`
-	Messaging []Messaging `json:"messaging"`
+	Messaging []Messaging `json:"messaging,omitempty"`
+	// Changes are comments, live_comments and mentions notifications.
+	Changes []Change `json:"changes,omitempty"`
+}
+
+// Change is one changes notification.
+type Change struct {
+	Field string         `json:"field"`
+	Value map[string]any `json:"value"`
 }
 
 // Messaging is one event.
@@ -212,6 +246,62 @@ func (s *Server) post(ctx context.Context, d *Delivery, secret string) error {
 // deliverToSubscribers delivers events of accountUserID to every app that
 // has the account subscribed to field, as Meta does.
 func (s *Server) deliverToSubscribers(ctx context.Context, accountUserID, field string, events ...Messaging) error {
+	return s.deliverEnvelope(ctx, accountUserID, field, NewEnvelope(accountUserID, s.clock.Now(), events...))
+}
+
+// DeliverItem delivers one messaging item of any documented kind (INSTAGRAM-
+// API.md "Webhook events, field by field") from customerID to the account,
+// under the field Meta uses for its key: item holds that key, e.g.
+// {"postback": {...}} or {"optin": {...}}; sender, recipient and timestamp
+// are filled in. standby delivers it on the standby channel (field
+// "standby" is then not required: Meta sends standby to the apps that have
+// the item's field). It fails for an item with no documented key.
+func (s *Server) DeliverItem(ctx context.Context, accountUserID, customerID string, item map[string]any, standby bool) error {
+	field := ""
+	for k := range item {
+		if f, ok := itemKeyFields[k]; ok {
+			field = f
+		}
+	}
+	if field == "" {
+		return fmt.Errorf("%w: the item has no documented event key", ErrInvalidEvent)
+	}
+	full := map[string]any{
+		"sender":    map[string]any{"id": customerID},
+		"recipient": map[string]any{"id": accountUserID},
+		"timestamp": s.clock.Now().UnixMilli(),
+	}
+	for k, v := range item {
+		full[k] = v
+	}
+	if m, ok := item["message"].(map[string]any); ok && m["is_echo"] == true {
+		full["sender"], full["recipient"] = full["recipient"], full["sender"]
+	}
+	env := map[string]any{"object": "instagram", "entry": []any{map[string]any{
+		"id": accountUserID, "time": s.clock.Now().UnixMilli(),
+		map[bool]string{false: "messaging", true: "standby"}[standby]: []any{full},
+	}}}
+	return s.deliverEnvelope(ctx, accountUserID, field, env)
+}
+
+// DeliverChange delivers a comments, live_comments or mentions notification
+// for the account, in Meta's changes shape (entry time in seconds, as in
+// Meta's examples).
+func (s *Server) DeliverChange(ctx context.Context, accountUserID, field string, value map[string]any) error {
+	switch field {
+	case FieldComments, FieldLiveComments, FieldMentions:
+	default:
+		return fmt.Errorf("%w: %q is not a changes field", ErrInvalidEvent, field)
+	}
+	env := Envelope{Object: "instagram", Entry: []Entry{{
+		ID: accountUserID, Time: s.clock.Now().Unix(), Changes: []Change{{Field: field, Value: value}},
+	}}}
+	return s.deliverEnvelope(ctx, accountUserID, field, env)
+}
+
+// deliverEnvelope delivers env to every app with the account subscribed to
+// field.
+func (s *Server) deliverEnvelope(ctx context.Context, accountUserID, field string, env any) error {
 	s.mu.Lock()
 	var apps []string
 	for k, fields := range s.subs {
@@ -224,7 +314,6 @@ func (s *Server) deliverToSubscribers(ctx context.Context, accountUserID, field 
 		return ErrNotSubscribed
 	}
 	slices.Sort(apps)
-	env := NewEnvelope(accountUserID, s.clock.Now(), events...)
 	var errs []error
 	for _, appID := range apps {
 		if _, err := s.Deliver(ctx, appID, env); err != nil {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/leadchat/instagram-operator/webhookserver"
 )
 
 const (
@@ -606,5 +608,71 @@ func TestCustomerEvents(t *testing.T) {
 	rcv.status = http.StatusInternalServerError
 	if _, err := e.fake.Deliver(ctx, appID, []byte(`{"object":"instagram","entry":[]}`)); err == nil {
 		t.Error("a 500 from the receiver is not an error")
+	}
+}
+
+// The fake delivers every documented event kind under the field Meta uses,
+// in shapes the receiver's parser classifies as that kind.
+func TestDeliverEveryEventKind(t *testing.T) {
+	_, url := newReceiver(t)
+	e := newEnv(t, Options{ReceiverURL: url})
+	e.fake.Subscribe(appID, userID, FieldMessages, FieldMessagingPostbacks, FieldMessagingReferral, FieldMessageEdit,
+		FieldMessagingOptins, FieldMessagingHandover, FieldComments, FieldLiveComments, FieldMentions)
+	ctx := context.Background()
+	items := []struct {
+		item    map[string]any
+		standby bool
+		want    webhookserver.EventType
+	}{
+		{map[string]any{"message": map[string]any{"mid": "m1", "text": "hi"}}, false, webhookserver.EventMessage},
+		{map[string]any{"message": map[string]any{"mid": "m2", "text": "from the app", "is_echo": true}}, false, webhookserver.EventEcho},
+		{map[string]any{"message": map[string]any{"mid": "m3", "text": "other app"}}, true, webhookserver.EventMessage},
+		{map[string]any{"postback": map[string]any{"mid": "m4", "title": "Start", "payload": "START"}}, false, webhookserver.EventPostback},
+		{map[string]any{"referral": map[string]any{"ref": "x", "source": "SHORTLINK", "type": "OPEN_THREAD"}}, false, webhookserver.EventReferral},
+		{map[string]any{"message_edit": map[string]any{"mid": "m1", "text": "hello", "num_edit": 1}}, false, webhookserver.EventEdit},
+		{map[string]any{"optin": map[string]any{"type": "notification_messages", "payload": "P"}}, false, webhookserver.EventOptin},
+		{map[string]any{"pass_thread_control": map[string]any{"new_owner_app_id": "1"}}, false, webhookserver.EventHandover},
+	}
+	for _, tc := range items {
+		if err := e.fake.DeliverItem(ctx, userID, "5550001", tc.item, tc.standby); err != nil {
+			t.Fatalf("DeliverItem %v: %v", tc.item, err)
+		}
+	}
+	for _, f := range []string{FieldComments, FieldLiveComments, FieldMentions} {
+		if err := e.fake.DeliverChange(ctx, userID, f, map[string]any{"id": "1786", "text": "nice", "media": map[string]any{"id": "1788"}}); err != nil {
+			t.Fatalf("DeliverChange %s: %v", f, err)
+		}
+	}
+	if err := e.fake.DeliverItem(ctx, userID, "5550001", map[string]any{"bogus": 1}, false); err == nil {
+		t.Error("an undocumented item was delivered")
+	}
+	if err := e.fake.DeliverChange(ctx, userID, "messages", nil); err == nil {
+		t.Error("a messages change was delivered")
+	}
+	ds := e.fake.Deliveries()
+	if len(ds) != len(items)+3 {
+		t.Fatalf("%d deliveries", len(ds))
+	}
+	for i, tc := range items {
+		d, err := webhookserver.ParseDelivery(ds[i].Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		its := d.Entry[0].Items()
+		if len(its) != 1 || its[0].Kind() != tc.want || its[0].Standby != tc.standby || len(its[0].Unknown) != 0 {
+			t.Errorf("delivery %d: %+v, want kind %s standby %v", i, its, tc.want, tc.standby)
+		}
+		if want := map[bool]string{false: "5550001", true: userID}[tc.want == webhookserver.EventEcho]; string(its[0].Sender.ID) != want {
+			t.Errorf("delivery %d: sender %s, want %s", i, its[0].Sender.ID, want)
+		}
+	}
+	for i, f := range []string{FieldComments, FieldLiveComments, FieldMentions} {
+		d, err := webhookserver.ParseDelivery(ds[len(items)+i].Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := d.Entry[0].Changes; len(c) != 1 || c[0].Field != f || d.Entry[0].IsTest(&c[0]) {
+			t.Errorf("change %s: %+v", f, d.Entry[0])
+		}
 	}
 }

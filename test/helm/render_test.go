@@ -48,6 +48,7 @@ func TestLint(t *testing.T) {
 func TestDefaultRender(t *testing.T) {
 	r := mustRender(t, nil)
 	want := []string{
+		"ClusterRole /instagram-operator-instagram-conversations-reader-role",
 		"ClusterRole /instagram-operator-instagram-editor-role",
 		"ClusterRole /instagram-operator-instagram-viewer-role",
 		"ClusterRole /instagram-operator-manager-role",
@@ -58,6 +59,7 @@ func TestDefaultRender(t *testing.T) {
 		"CustomResourceDefinition /clusterinstagramapps.instagram.leadchat.io",
 		"CustomResourceDefinition /instagramapps.instagram.leadchat.io",
 		"CustomResourceDefinition /instagramchannels.instagram.leadchat.io",
+		"CustomResourceDefinition /instagramcomments.instagram.leadchat.io",
 		"CustomResourceDefinition /instagrammessages.instagram.leadchat.io",
 		"Deployment instagram-operator-system/instagram-operator-manager",
 		"Deployment instagram-operator-system/instagram-operator-webhookserver",
@@ -65,11 +67,17 @@ func TestDefaultRender(t *testing.T) {
 		"NetworkPolicy instagram-operator-system/instagram-operator-webhookserver-public",
 		"PodDisruptionBudget instagram-operator-system/instagram-operator-webhookserver",
 		"Role instagram-operator-system/instagram-operator-leader-election-role",
+		"Role instagram-operator-system/instagram-operator-webhookserver-role",
 		"RoleBinding instagram-operator-system/instagram-operator-leader-election-rolebinding",
+		"RoleBinding instagram-operator-system/instagram-operator-webhookserver-rolebinding",
 		"Service instagram-operator-system/instagram-operator-manager-metrics",
 		"Service instagram-operator-system/instagram-operator-webhookserver",
 		"ServiceAccount instagram-operator-system/instagram-operator-manager",
 		"ServiceAccount instagram-operator-system/instagram-operator-webhookserver",
+		"ValidatingAdmissionPolicy /instagram-operator-secret-writes",
+		"ValidatingAdmissionPolicy /instagram-operator-trusted-writes",
+		"ValidatingAdmissionPolicyBinding /instagram-operator-secret-writes",
+		"ValidatingAdmissionPolicyBinding /instagram-operator-trusted-writes",
 	}
 	if diff := cmp.Diff(want, keys(r.objects)); diff != "" {
 		t.Errorf("objects (-want +got):\n%s", diff)

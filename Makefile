@@ -73,9 +73,10 @@ vet: ## go vet and gofmt check.
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/manager, bin/webhookserver and bin/instagram-sandbox.
+build: ## Build bin/manager, bin/webhookserver, bin/kubectl-instagram and bin/instagram-sandbox.
 	$(GO_BUILD_STATIC) -o $(BIN)/manager ./cmd/manager
 	$(GO_BUILD_STATIC) -o $(BIN)/webhookserver ./cmd/webhookserver
+	go build -o $(BIN)/kubectl-instagram ./cmd/kubectl-instagram
 	go build -o $(BIN)/instagram-sandbox ./cmd/instagram-sandbox
 	go build -o $(BIN)/controlplane ./hack/controlplane
 
@@ -84,6 +85,14 @@ envtest: $(ENVTEST_BINS) ## Build kube-apiserver, etcd and kubectl from Go modul
 
 # The control plane is built from pinned Go modules (hack/tools/go.mod), so
 # tests work where setup-envtest cannot download anything.
+ENVTEST_MISSING := $(filter-out $(wildcard $(ENVTEST_BINS)),$(ENVTEST_BINS))
+ENVTEST_NOTICE = echo "First run: building the local control plane ($(notdir $(ENVTEST_MISSING))) from pinned Go modules into $(K8S_BIN)."; \
+	echo "It takes about 10 minutes of CPU (longer on a busy or small machine), prints little meanwhile, and happens once."
+$(ENVTEST_BINS): | envtest-notice
+.PHONY: envtest-notice
+envtest-notice:
+	@$(if $(ENVTEST_MISSING),$(ENVTEST_NOTICE),true)
+
 $(K8S_BIN)/kube-apiserver: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 $(K8S_BIN)/etcd: hack/tools/go.mod hack/tools/go.sum
@@ -92,9 +101,14 @@ $(K8S_BIN)/kubectl: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $@ k8s.io/kubernetes/cmd/kubectl
 
 .PHONY: build-installer
-build-installer: $(KUBECTL) ## Write dist/install.yaml (everything, into instagram-operator-system).
+build-installer: $(KUBECTL) ## Write dist/install.yaml (everything, into instagram-operator-system) and dist/monitoring.yaml.
 	mkdir -p dist
 	$(KUBECTL) kustomize config/default > dist/install.yaml
+	$(KUBECTL) kustomize config/monitoring > dist/monitoring.yaml
+
+.PHONY: plugin-release
+plugin-release: ## Archives of kubectl-instagram per platform and their krew manifest, in bin/release (VERSION=v0.1.0).
+	hack/plugin-release.sh $(or $(VERSION),v0.1.0)
 
 .PHONY: docker-build
 docker-build: ## Build the image (needs a Docker engine).
@@ -118,6 +132,10 @@ test: envtest verify-generated vet build ## Everything CI runs.
 test-unit: ## Fast tests only (no control plane).
 	go test -short ./...
 	cd test/helm && go test -short ./...
+
+.PHONY: chaos-manager
+chaos-manager: envtest build ## Kill the manager again and again mid-send; reports sent, DeliveryUnknown, sent twice, lost.
+	CHAOS=1 go test ./test/e2e/ -count=1 -v -ginkgo.label-filter=chaos -ginkgo.v
 
 .PHONY: bench
 bench: envtest build ## Benchmarks; figures go to bin/bench/.

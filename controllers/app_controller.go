@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -14,16 +15,19 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/conditions"
 	"github.com/leadchat/instagram-operator/internal/names"
 )
 
@@ -69,10 +73,16 @@ type AppReconciler struct {
 	ClusterResourceNamespace string
 	// PublicURL is the receiver's external base URL (--public-url).
 	PublicURL string
+	// Recorder is mgr.GetEventRecorder("instagramapp-controller"); nil
+	// records no Events.
+	Recorder events.EventRecorder
 }
 
-// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps;clusterinstagramapps,verbs=get;list;watch
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps;clusterinstagramapps,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps/status;clusterinstagramapps/status,verbs=get;patch
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps/finalizers;clusterinstagramapps/finalizers,verbs=update
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch;create;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
@@ -92,7 +102,8 @@ func (r *AppReconciler) secretNamespace(app AppObject) string {
 }
 
 // Reconcile follows the shape of every reconciler here: get, remember the
-// original, run the steps, patch status once if it changed.
+// original, handle deletion, add the finalizer, run the steps, patch status
+// once if it changed.
 func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	app := r.newObject()
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
@@ -109,13 +120,27 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result
 		if equality.Semantic.DeepEqual(original.AppStatus(), app.AppStatus()) {
 			return
 		}
-		if err := r.Status().Patch(ctx, app, client.MergeFrom(original)); err != nil && retErr == nil {
+		if err := r.Status().Patch(ctx, app, client.MergeFrom(original)); client.IgnoreNotFound(err) != nil && retErr == nil {
 			retErr = fmt.Errorf("patch status: %w", err)
 		}
 	}()
 
 	status := app.AppStatus()
 	status.ObservedGeneration = app.GetGeneration()
+	if !app.GetDeletionTimestamp().IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, app, original)
+	}
+	if !controllerutil.ContainsFinalizer(app, igv1.AppFinalizer) {
+		patch := client.MergeFromWithOptions(app.DeepCopyObject().(AppObject), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(app, igv1.AppFinalizer)
+		if err := r.Patch(ctx, app, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+		// The patch answer carries the stored status; compare against it.
+		original = app.DeepCopyObject().(AppObject)
+		status = app.AppStatus()
+		status.ObservedGeneration = app.GetGeneration()
+	}
 	status.WebhookURL, status.RedirectURL = PublicURLs(r.PublicURL, r.kind(), app.GetNamespace(), app.GetName())
 
 	secret, reason, msg, err := r.checkSecret(ctx, app)
@@ -131,6 +156,9 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result
 		markCondition(app, igv1.ConditionReconciling, metav1.ConditionTrue, igv1.ReasonProgressing, "reading the app Secret: "+err.Error())
 		return ctrl.Result{}, err
 	}
+	if reason == "" {
+		reason, msg = CheckPublicURL(r.PublicURL)
+	}
 	if reason != "" {
 		markCondition(app, igv1.ConditionReady, metav1.ConditionFalse, reason, msg)
 		markCondition(app, igv1.ConditionStalled, metav1.ConditionTrue, reason, msg)
@@ -145,6 +173,101 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result
 	meta.RemoveStatusCondition(&status.Conditions, igv1.ConditionReconciling)
 	log.FromContext(ctx).V(1).Info("app credentials checked", "app", app.GetName())
 	return ctrl.Result{}, nil
+}
+
+// finalize lets a deleted app go once no channel uses it. A channel's own
+// finalizer needs the app to unsubscribe the account's webhooks, and every
+// channel of a deleted app would drop to AppNotFound at once; so deletion
+// waits, says which channels hold it (Reconciling=True with reason InUse,
+// and a Warning Event), and completes when the last of them is gone.
+func (r *AppReconciler) finalize(ctx context.Context, app, original AppObject) error {
+	if !controllerutil.ContainsFinalizer(app, igv1.AppFinalizer) {
+		return nil
+	}
+	users, err := r.channelsUsing(ctx, app)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		msg := fmt.Sprintf("deletion waits for %d channel(s) that use this app: %s; delete them first, or point their spec.appRef elsewhere", len(users), strings.Join(users, ", "))
+		// Ready stays as it is: the channels keep working, and their own
+		// finalizers need a Ready app to unsubscribe.
+		previous := meta.FindStatusCondition(original.GetConditions(), igv1.ConditionReconciling)
+		markCondition(app, igv1.ConditionReconciling, metav1.ConditionTrue, igv1.ReasonInUse, msg)
+		if r.Recorder != nil && (previous == nil || previous.Reason != igv1.ReasonInUse || previous.Message != msg) {
+			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, igv1.EventDeletionBlocked, "Delete", "%s", msg)
+		}
+		log.FromContext(ctx).Info("app deletion waits for its channels", "app", app.GetName(), "channels", users)
+		return nil
+	}
+	// Its published credentials go first: once the finalizer is gone the
+	// app is too (a crash in between is swept by the NotFound path).
+	if err := r.unpublish(ctx, app.GetNamespace(), app.GetName()); err != nil {
+		return err
+	}
+	patch := client.MergeFromWithOptions(app.DeepCopyObject().(AppObject), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(app, igv1.AppFinalizer)
+	if err := r.Patch(ctx, app, patch); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("remove finalizer: %w", err)
+	}
+	return nil
+}
+
+// channelsUsing names (namespace/name) the channels whose spec.appRef is
+// this app, sorted. Deletion is rare, so this reads the channel list rather
+// than keeping an index.
+func (r *AppReconciler) channelsUsing(ctx context.Context, app AppObject) ([]string, error) {
+	var list igv1.InstagramChannelList
+	var opts []client.ListOption
+	if !r.Cluster {
+		opts = append(opts, client.InNamespace(app.GetNamespace()))
+	}
+	if err := r.List(ctx, &list, opts...); err != nil {
+		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	var out []string
+	for i := range list.Items {
+		ch := &list.Items[i]
+		if r.usesApp(ch, app.GetNamespace(), app.GetName()) {
+			out = append(out, ch.Namespace+"/"+ch.Name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// usesApp says whether a channel's appRef names the app of this
+// reconciler's kind.
+func (r *AppReconciler) usesApp(ch *igv1.InstagramChannel, namespace, name string) bool {
+	if ch.Spec.AppRef.Name != name {
+		return false
+	}
+	if r.Cluster {
+		return appKind(ch) == igv1.KindClusterInstagramApp
+	}
+	return appKind(ch) == igv1.KindInstagramApp && ch.Namespace == namespace
+}
+
+// CheckPublicURL returns PublicURLMissing while the manager has no usable
+// --public-url: without it the app publishes no webhook and redirect URLs,
+// and one on a documentation domain (example.com, RFC 2606) is the shipped
+// placeholder, which Meta can never reach.
+func CheckPublicURL(publicURL string) (reason, message string) {
+	const fix = "set publicURL in the operator's settings ConfigMap (the manager's --public-url) to the receiver's external https base URL"
+	if publicURL == "" {
+		return igv1.ReasonPublicURLMissing, "the manager has no --public-url, so there is no webhook or redirect URL to give Meta: " + fix
+	}
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Host == "" {
+		return igv1.ReasonPublicURLMissing, fmt.Sprintf("--public-url %q is not an absolute URL: %s", publicURL, fix)
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, doc := range []string{"example.com", "example.net", "example.org"} {
+		if host == doc || strings.HasSuffix(host, "."+doc) {
+			return igv1.ReasonPublicURLMissing, fmt.Sprintf("--public-url %s is a documentation placeholder that Meta cannot reach: %s", publicURL, fix)
+		}
+	}
+	return "", ""
 }
 
 // checkSecret returns the app's Secret, or a reason and message when it is
@@ -391,13 +514,7 @@ func markCondition(obj interface {
 	SetConditions([]metav1.Condition)
 }, condType string, status metav1.ConditionStatus, reason, message string) {
 	conds := obj.GetConditions()
-	meta.SetStatusCondition(&conds, metav1.Condition{
-		Type:               condType,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
-		ObservedGeneration: obj.GetGeneration(),
-	})
+	conditions.Set(&conds, obj.GetGeneration(), condType, status, reason, message, time.Time{})
 	obj.SetConditions(conds)
 }
 
@@ -415,9 +532,32 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
-		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(obj, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{},
+			// Deletion must reach finalize even where it bumps no generation.
+			predicate.NewPredicateFuncs(func(o client.Object) bool { return !o.GetDeletionTimestamp().IsZero() }),
+		))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.appsForSecret)).
+		// A deleted app waits for its channels: each channel's change
+		// (its deletion above all) wakes the app it names.
+		Watches(&igv1.InstagramChannel{}, handler.EnqueueRequestsFromMapFunc(r.appForChannel)).
 		Complete(r)
+}
+
+// appForChannel maps a channel to the app of this reconciler's kind that
+// its spec.appRef names.
+func (r *AppReconciler) appForChannel(_ context.Context, o client.Object) []reconcile.Request {
+	ch, ok := o.(*igv1.InstagramChannel)
+	if !ok || ch.Spec.AppRef.Name == "" {
+		return nil
+	}
+	switch kind := appKind(ch); {
+	case r.Cluster && kind == igv1.KindClusterInstagramApp:
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: ch.Spec.AppRef.Name}}}
+	case !r.Cluster && kind == igv1.KindInstagramApp:
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ch.Namespace, Name: ch.Spec.AppRef.Name}}}
+	}
+	return nil
 }
 
 // appsForSecret maps a watched Secret to the apps that reference it.

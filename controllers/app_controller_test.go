@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,7 +25,7 @@ var _ = Describe("App controller", func() {
 	BeforeEach(func() {
 		ns = newTestNamespace(suiteCtx, "igapp-")
 		opNS = newTestNamespace(suiteCtx, "igop-")
-		r = &AppReconciler{Client: k8sClient, APIReader: k8sClient, PublicURL: "https://hooks.example.com/", ClusterResourceNamespace: opNS}
+		r = &AppReconciler{Client: k8sClient, APIReader: k8sClient, PublicURL: "https://hooks.shop.test/", ClusterResourceNamespace: opNS}
 	})
 
 	reconcile := func(name string) ctrl.Result {
@@ -73,8 +74,8 @@ var _ = Describe("App controller", func() {
 		app := get("acme")
 		expectReady(app, metav1.ConditionTrue, igv1.ReasonReady)
 		Expect(meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionStalled)).To(BeNil())
-		Expect(app.Status.WebhookURL).To(Equal("https://hooks.example.com/webhooks/instagram/apps/" + ns + "/acme"))
-		Expect(app.Status.RedirectURL).To(Equal("https://hooks.example.com/instagram/callback"))
+		Expect(app.Status.WebhookURL).To(Equal("https://hooks.shop.test/webhooks/instagram/apps/" + ns + "/acme"))
+		Expect(app.Status.RedirectURL).To(Equal("https://hooks.shop.test/instagram/callback"))
 
 		secret := &corev1.Secret{}
 		Expect(k8sClient.Get(suiteCtx, types.NamespacedName{Namespace: ns, Name: "creds"}, secret)).To(Succeed())
@@ -177,18 +178,87 @@ var _ = Describe("App controller", func() {
 		Expect(meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionStalled)).To(BeNil())
 	})
 
-	It("publishes no URLs without --public-url", func() {
+	It("is Stalled with PublicURLMissing and publishes no URLs without --public-url", func() {
 		r.PublicURL = ""
 		createSecret("creds2", map[string]string{"appSecret": "s", "verifyToken": "v"})
 		createApp("nourl", "creds2")
 		reconcile("nourl")
 		app := get("nourl")
+		expectReady(app, metav1.ConditionFalse, igv1.ReasonPublicURLMissing)
+		Expect(meta.IsStatusConditionTrue(app.Status.Conditions, igv1.ConditionStalled)).To(BeTrue())
+		Expect(meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionReady).Message).To(ContainSubstring("set publicURL in the operator's settings ConfigMap"))
 		Expect(app.Status.WebhookURL).To(BeEmpty())
 		Expect(app.Status.RedirectURL).To(BeEmpty())
+
+		By("setting --public-url (the manager restarts with it) makes it Ready")
+		r.PublicURL = "https://hooks.shop.test"
+		reconcile("nourl")
+		expectReady(get("nourl"), metav1.ConditionTrue, igv1.ReasonReady)
+	})
+
+	It("refuses the shipped placeholder https://hooks.example.com with PublicURLMissing", func() {
+		r.PublicURL = "https://hooks.example.com"
+		createSecret("creds3", map[string]string{"appSecret": "s", "verifyToken": "v"})
+		createApp("placeholder", "creds3")
+		reconcile("placeholder")
+		app := get("placeholder")
+		expectReady(app, metav1.ConditionFalse, igv1.ReasonPublicURLMissing)
+		Expect(meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionReady).Message).To(ContainSubstring("--public-url https://hooks.example.com is a documentation placeholder"))
+	})
+
+	It("keeps a deleted app while channels use it, naming them, and lets go after the last one", func() {
+		recorder := events.NewFakeRecorder(10)
+		r.Recorder = recorder
+		createSecret("creds4", map[string]string{"appSecret": "s", "verifyToken": "v"})
+		createApp("used", "creds4")
+		reconcile("used")
+		Expect(get("used").Finalizers).To(ContainElement(igv1.AppFinalizer))
+
+		channel := func(name, app string) *igv1.InstagramChannel {
+			ch := &igv1.InstagramChannel{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+				Spec:       igv1.InstagramChannelSpec{AppRef: igv1.AppReference{Kind: igv1.KindInstagramApp, Name: app}},
+			}
+			Expect(k8sClient.Create(suiteCtx, ch)).To(Succeed())
+			return ch
+		}
+		support, sales := channel("support", "used"), channel("sales", "used")
+		channel("other", "another-app")
+		Expect(r.appForChannel(suiteCtx, support)).To(Equal([]ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: "used"}}}))
+
+		Expect(k8sClient.Delete(suiteCtx, get("used"))).To(Succeed())
+		reconcile("used")
+		app := get("used")
+		Expect(app.DeletionTimestamp).NotTo(BeNil())
+		By("it stays Ready, so its channels keep working and can unsubscribe")
+		Expect(meta.IsStatusConditionTrue(app.Status.Conditions, igv1.ConditionReady)).To(BeTrue())
+		reconciling := meta.FindStatusCondition(app.Status.Conditions, igv1.ConditionReconciling)
+		Expect(reconciling).NotTo(BeNil())
+		Expect(reconciling.Status).To(Equal(metav1.ConditionTrue))
+		Expect(reconciling.Reason).To(Equal(igv1.ReasonInUse))
+		Expect(reconciling.ObservedGeneration).To(Equal(app.Generation))
+		msg := reconciling.Message
+		Expect(msg).To(Equal("deletion waits for 2 channel(s) that use this app: " + ns + "/sales, " + ns + "/support; delete them first, or point their spec.appRef elsewhere"))
+		Expect(recorder.Events).To(Receive(ContainSubstring("Warning DeletionBlocked " + msg)))
+
+		By("the same state again records no second Event")
+		reconcile("used")
+		Expect(recorder.Events).NotTo(Receive())
+
+		By("one channel gone, the other is named")
+		Expect(k8sClient.Delete(suiteCtx, sales)).To(Succeed())
+		reconcile("used")
+		Expect(meta.FindStatusCondition(get("used").Status.Conditions, igv1.ConditionReconciling).Message).To(ContainSubstring("1 channel(s) that use this app: " + ns + "/support;"))
+		Expect(recorder.Events).To(Receive(ContainSubstring("1 channel(s)")))
+
+		By("the last channel gone, the app goes")
+		Expect(k8sClient.Delete(suiteCtx, support)).To(Succeed())
+		reconcile("used")
+		Expect(apierrors.IsNotFound(k8sClient.Get(suiteCtx, types.NamespacedName{Namespace: ns, Name: "used"}, &igv1.InstagramApp{}))).To(BeTrue())
 	})
 
 	It("reads a ClusterInstagramApp's Secret from the cluster resource namespace only", func() {
-		cr := &AppReconciler{Client: k8sClient, APIReader: k8sClient, Cluster: true, ClusterResourceNamespace: ns}
+		cr := &AppReconciler{Client: k8sClient, APIReader: k8sClient, Cluster: true, ClusterResourceNamespace: ns, PublicURL: "https://hooks.shop.test"}
 		createSecret("platform-creds", map[string]string{"appSecret": "s", "verifyToken": "v"})
 		name := "platform-" + ns
 		Expect(k8sClient.Create(suiteCtx, &igv1.ClusterInstagramApp{

@@ -7,6 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
@@ -57,7 +58,34 @@ func (r *InstagramChannelReconciler) checkOwnership(ctx context.Context, run *ch
 	if owner.UID == run.ch.UID {
 		return nil, nil
 	}
-	msg := duplicateAccountMessage(run.ch, owner, userID)
+	return r.duplicate(ctx, run, owner)
+}
+
+// duplicate halts a channel whose account owner serves. A channel that
+// subscribed the account before it saw the owner (the two connected at
+// the same time) lets go of that subscription: it removes it when it was
+// made for another Meta app than the owner's, and only forgets it when the
+// app is the same (the subscription is then the owner's too). Either way
+// it keeps none, so its finalizer has nothing to remove.
+func (r *InstagramChannelReconciler) duplicate(ctx context.Context, run *channelRun, owner *igv1.InstagramChannel) (*halt, error) {
+	ch := run.ch
+	userID := accountUserID(ch)
+	msg := duplicateAccountMessage(ch, owner, userID)
+	if len(ch.Status.SubscribedFields) > 0 {
+		ownerApp, _, err := lookupAppID(ctx, r.Client, owner)
+		if err != nil {
+			return nil, err
+		}
+		if run.app != nil && ownerApp != run.app.appID && run.api != nil && run.token != "" {
+			if err := run.api.Unsubscribe(ctx, run.token, userID); err != nil && instagram.ClassOf(err) != instagram.ClassTokenInvalid {
+				retry := run.now.Add(BackoffSince(r.failingSince(run), run.now))
+				log.FromContext(ctx).Info("could not remove the subscription of a duplicate channel; retrying", "account", userID, "error", err.Error())
+				return &halt{reason: igv1.ReasonDuplicateAccount, message: msg + "; removing the subscription it made: " + err.Error(), retryAt: retry}, nil
+			}
+			log.FromContext(ctx).Info("duplicate channel removed the subscription it made", "account", userID)
+		}
+		ch.Status.SubscribedFields = nil
+	}
 	r.setCondition(run, igv1.ConditionWebhookSubscribed, metav1.ConditionFalse, igv1.ReasonDuplicateAccount, msg)
 	return &halt{reason: igv1.ReasonDuplicateAccount, message: msg, stalled: true}, nil
 }
@@ -72,6 +100,24 @@ func duplicateAccountMessage(ch, owner *igv1.InstagramChannel, userID string) st
 	}
 	return fmt.Sprintf("account %s (userID %s) is already served by a channel in another namespace; only one channel of an account is active (ask your platform team)",
 		accountLabel(ch), userID)
+}
+
+// liveAccountOwner is accountOwner read from the API server rather than the
+// cache: the check made right before a channel subscribes a new account,
+// when another channel may have connected it a moment ago.
+func (r *InstagramChannelReconciler) liveAccountOwner(ctx context.Context, ch *igv1.InstagramChannel, userID string) (*igv1.InstagramChannel, error) {
+	var list igv1.InstagramChannelList
+	if err := r.APIReader.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	owner := ch
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.UID != ch.UID && accountUserID(other) == userID && olderChannel(other, owner) {
+			owner = other
+		}
+	}
+	return owner, nil
 }
 
 // accountOwner is the oldest channel (creation time, then namespace/name)

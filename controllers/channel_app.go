@@ -118,7 +118,7 @@ func (r *InstagramChannelReconciler) checkNamespaceAllowed(ctx context.Context, 
 	selector, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil {
 		return &halt{
-			reason:  igv1.ReasonNamespaceNotAllowed,
+			reason:  igv1.ReasonInvalidNamespaceFilter,
 			message: fmt.Sprintf("ClusterInstagramApp %q has an invalid namespaceSelector: %v", appName, err),
 			stalled: true,
 		}, nil

@@ -98,9 +98,12 @@ var _ = Describe("InstagramChannel token adoption", func() {
 
 		ch := e.channel("support")
 		expectCondition(ch, igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
-		Expect(ch.Status.Token.ExpiresAt.Time).To(BeTemporally("==", start.Add(60*day)))
+		By("the expiry is unknown, and the channel says so instead of assuming one")
+		Expect(ch.Status.Token.ExpiresAt).To(BeNil())
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonExpiryUnknown)
 		Expect(ch.Status.Token.NextRefreshAt.Time).To(BeTemporally("==", start.Add(day)))
-		Expect(e.eventsWith("Normal " + igv1.EventTokenExchanged)).To(ContainElement(ContainSubstring("assuming")))
+		Expect(e.secret("support-instagram-token").Data).NotTo(HaveKey(igv1.TokenSecretKeyExpiresAt))
+		Expect(e.eventsWith("Normal " + igv1.EventTokenExchanged)).To(ContainElement(ContainSubstring("did not tell its expiry")))
 
 		e.clock.SetTime(start.Add(day))
 		e.reconcile("support")
@@ -108,6 +111,46 @@ var _ = Describe("InstagramChannel token adoption", func() {
 		Expect(e.ig.CallCount(fake.EndpointRefreshToken)).To(Equal(2), "one refused at adoption, one now")
 		Expect(ch.Status.Token.ExpiresAt.Time).To(BeTemporally("==", start.Add(61*day)))
 		expectCondition(ch, igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonSucceeded)
+	})
+
+	It("keeps the refresh that learns an unknown expiry across a spec edit and a failing refresh", func() {
+		e := newChannelEnv()
+		e.createApp()
+		acc := e.newAccount("unknown")
+		e.initialSecret("seed", e.longLived(acc.UserID), nil)
+		e.newChannel("support", withInitial("seed"))
+		start := e.clock.Now()
+		e.reconcile("support")
+		Expect(e.channel("support").Status.Token.ExpiresAt).To(BeNil())
+
+		By("a spec edit recomputes the refresh time; it stays the learning one")
+		ch := e.channel("support")
+		patch := client.MergeFrom(ch.DeepCopy())
+		ch.Spec.RefreshBefore = &metav1.Duration{Duration: 240 * time.Hour}
+		Expect(k8sClient.Patch(e.ctx, ch, patch)).To(Succeed())
+		e.clock.Step(time.Hour)
+		e.reconcile("support")
+		ch = e.channel("support")
+		Expect(ch.Status.Token.NextRefreshAt.Time).To(BeTemporally("==", start.Add(day)))
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonExpiryUnknown)
+		Expect(e.ig.CallCount(fake.EndpointRefreshToken)).To(Equal(1), "no refresh before Instagram allows it")
+
+		By("the learning refresh fails once, backs off, and is tried again")
+		e.ig.FailNext(fake.EndpointRefreshToken, 1, fake.Fault{HTTPStatus: 500})
+		e.clock.SetTime(start.Add(day))
+		e.reconcile("support")
+		ch = e.channel("support")
+		Expect(e.ig.CallCount(fake.EndpointRefreshToken)).To(Equal(2))
+		Expect(ch.Status.Token.ExpiresAt).To(BeNil())
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonExpiryUnknown)
+
+		e.clock.Step(Backoff(1))
+		e.reconcile("support")
+		ch = e.channel("support")
+		Expect(e.ig.CallCount(fake.EndpointRefreshToken)).To(Equal(3))
+		Expect(ch.Status.Token.ExpiresAt).NotTo(BeNil(), "the expiry is learnt")
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonSucceeded)
 	})
 
 	It("takes the expiry of a long-lived token from the initial Secret's expiresAt", func() {
@@ -618,6 +661,28 @@ var _ = Describe("InstagramChannel app resolution", func() {
 			reconcile.Request{NamespacedName: types.NamespacedName{Namespace: e.ns, Name: "support"}}))
 	})
 
+	It("is Stalled with InvalidNamespaceSelector when a ClusterInstagramApp's selector cannot be parsed", func() {
+		e := newChannelEnv()
+		capp := &igv1.ClusterInstagramApp{
+			ObjectMeta: metav1.ObjectMeta{Name: "broken-" + e.ns},
+			Spec: igv1.AppSpec{
+				AppID:     e.appID,
+				SecretRef: igv1.LocalObjectReference{Name: "platform-app"},
+				// "In" without values is valid to the schema, not to the
+				// selector parser.
+				NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn}}},
+			},
+		}
+		Expect(k8sClient.Create(e.ctx, capp)).To(Succeed())
+		markAppReady(e.ctx, capp)
+		e.newChannel("support", func(ch *igv1.InstagramChannel) {
+			ch.Spec.AppRef = igv1.AppReference{Kind: igv1.KindClusterInstagramApp, Name: capp.Name}
+		})
+		e.reconcile("support")
+		expectCondition(e.channel("support"), igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonInvalidNamespaceFilter)
+		expectCondition(e.channel("support"), igv1.ConditionStalled, metav1.ConditionTrue, igv1.ReasonInvalidNamespaceFilter)
+	})
+
 	It("refuses a ClusterInstagramApp that does not admit the namespace, until it does", func() {
 		e := newChannelEnv()
 		e.ig.AddApp(e.appID, e.appSecret)
@@ -729,6 +794,22 @@ var _ = Describe("InstagramChannel metrics", func() {
 		v, ok = gauge("instagram_channel_condition", map[string]string{"namespace": e.ns, "channel": "support", "condition": "Ready", "status": "True"})
 		Expect(ok).To(BeTrue())
 		Expect(v).To(Equal(1.0))
+		v, ok = gauge("instagram_channel_token_expiry_known", own)
+		Expect(ok).To(BeTrue())
+		Expect(v).To(Equal(1.0))
+
+		By("a token of unknown expiry: no expiration series, expiry_known 0")
+		acc := e.newAccount("unknown_expiry")
+		e.initialSecret("young-seed", e.longLived(acc.UserID), nil)
+		e.newChannel("young", withInitial("young-seed"))
+		e.reconcile("young")
+		e.syncCache()
+		young := map[string]string{"namespace": e.ns, "channel": "young"}
+		_, ok = gauge("instagram_channel_token_expiration_timestamp_seconds", young)
+		Expect(ok).To(BeFalse())
+		v, ok = gauge("instagram_channel_token_expiry_known", young)
+		Expect(ok).To(BeTrue())
+		Expect(v).To(Equal(0.0))
 
 		Expect(k8sClient.Delete(e.ctx, ch)).To(Succeed())
 		e.reconcile("support")
@@ -823,5 +904,168 @@ var _ = Describe("InstagramChannel token Secret rename", func() {
 		Expect(e.secretGone("support-instagram-token")).To(BeTrue())
 		Expect(e.channel("support").Status.Token.SecretName).To(Equal("support-token"))
 		expectCondition(e.channel("support"), igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
+	})
+})
+
+var _ = Describe("InstagramChannel status written by two controllers", func() {
+	It("keeps the token refusal another writer stored while a reconcile was under way", func() {
+		e := newChannelEnv()
+		e.adopt("support")
+		ch := e.channel("support")
+		e.clock.SetTime(ch.Status.Token.NextRefreshAt.Time)
+		e.ig.FailNext(fake.EndpointRefreshToken, 1, fake.Fault{HTTPStatus: 500})
+		// Between this reconcile's read and its status write, a send is
+		// answered 190 and the message controller stops the channel.
+		stop := func() {
+			GinkgoHelper()
+			fresh := e.channel("support")
+			patch := client.MergeFrom(fresh.DeepCopy())
+			markTokenRefused(fresh, "Instagram rejected the token on a send: code 190/460", e.clock.Now())
+			Expect(k8sClient.Status().Patch(e.ctx, fresh, patch)).To(Succeed())
+		}
+		e.beforeStatusPatch.Store(&stop)
+
+		e.reconcile("support")
+
+		ch = e.channel("support")
+		expectCondition(ch, igv1.ConditionAuthorized, metav1.ConditionFalse, igv1.ReasonTokenInvalid)
+		expectCondition(ch, igv1.ConditionStalled, metav1.ConditionTrue, igv1.ReasonTokenInvalid)
+		Expect(ch.Status.Token.Failures).To(Equal(int32(1)), "the reconcile's own changes are stored too")
+		Expect(kstatusOf(ch)).NotTo(Equal(status.CurrentStatus))
+
+		By("the next reconcile keeps the channel stopped and makes no Instagram call")
+		calls := len(e.ig.Calls())
+		e.clock.Step(time.Hour)
+		e.reconcile("support")
+		ch = e.channel("support")
+		expectCondition(ch, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonTokenInvalid)
+		expectCondition(ch, igv1.ConditionStalled, metav1.ConditionTrue, igv1.ReasonTokenInvalid)
+		Expect(e.ig.Calls()).To(HaveLen(calls))
+	})
+})
+
+var _ = Describe("InstagramChannel connect race", func() {
+	// otherApp is a second Meta app in the namespace, as a second team's.
+	otherApp := func(e *channelEnv) string {
+		GinkgoHelper()
+		appID := e.appID + "7"
+		e.ig.AddApp(appID, "other-secret-"+e.ns)
+		Expect(k8sClient.Create(e.ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "other-app"},
+			Data: map[string][]byte{
+				igv1.AppSecretKeyAppSecret:   []byte("other-secret-" + e.ns),
+				igv1.AppSecretKeyVerifyToken: []byte("verify-me"),
+			},
+		})).To(Succeed())
+		app := &igv1.InstagramApp{
+			ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "other"},
+			Spec:       igv1.AppSpec{AppID: appID, SecretRef: igv1.LocalObjectReference{Name: "other-app"}},
+		}
+		Expect(k8sClient.Create(e.ctx, app)).To(Succeed())
+		markAppReady(e.ctx, app)
+		return appID
+	}
+	withApp := func(name string) func(*igv1.InstagramChannel) {
+		return func(ch *igv1.InstagramChannel) { ch.Spec.AppRef.Name = name }
+	}
+	// connectBoth makes two channels of one account, first (older) of the
+	// env's app and second of another app, with seeds, not reconciled.
+	connectBoth := func(e *channelEnv) (acc fake.Account, secondApp string) {
+		GinkgoHelper()
+		e.createApp()
+		secondApp = otherApp(e)
+		acc = e.newAccount("raced")
+		e.initialSecret("first-seed", e.shortLived(acc.UserID), nil)
+		second := e.ig.IssueShortLivedToken(secondApp, acc.UserID)
+		e.tokens = append(e.tokens, second)
+		e.initialSecret("second-seed", second, nil)
+		e.newChannel("first", withInitial("first-seed"))
+		// Creation times are seconds: make the order unambiguous.
+		Eventually(func() bool {
+			return time.Since(e.channel("first").CreationTimestamp.Time) > time.Second
+		}).WithTimeout(3 * time.Second).Should(BeTrue())
+		e.newChannel("second", withInitial("second-seed"), withApp("other"))
+		return acc, secondApp
+	}
+	expectLoser := func(e *channelEnv, acc fake.Account, secondApp string) {
+		GinkgoHelper()
+		ch := e.channel("second")
+		expectCondition(ch, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonDuplicateAccount)
+		expectCondition(ch, igv1.ConditionWebhookSubscribed, metav1.ConditionFalse, igv1.ReasonDuplicateAccount)
+		Expect(ch.Status.SubscribedFields).To(BeEmpty(), "the loser keeps no subscription")
+		Expect(e.ig.SubscriptionsOf(secondApp, acc.UserID)).To(BeEmpty(), "the loser leaks no subscription")
+		Expect(e.ig.SubscriptionsOf(e.appID, acc.UserID)).To(Equal(defaultFields()))
+		expectCondition(e.channel("first"), igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
+
+		By("deleting the loser makes no call and leaves the owner's subscription")
+		unsubscribes := e.ig.CallCount(fake.EndpointUnsubscribe)
+		Expect(k8sClient.Delete(e.ctx, e.channel("second"))).To(Succeed())
+		e.reconcile("second")
+		Expect(e.ig.CallCount(fake.EndpointUnsubscribe)).To(Equal(unsubscribes))
+		Expect(e.ig.SubscriptionsOf(e.appID, acc.UserID)).To(Equal(defaultFields()))
+	}
+
+	It("the newer channel connecting while the older one does: the older wins, the newer never subscribes", func() {
+		e := newChannelEnv()
+		acc, secondApp := connectBoth(e)
+		// second stores the account; before it subscribes, first connects
+		// completely, with second's account not yet in the cache.
+		connectFirst := func() { e.reconcile("first") }
+		e.beforeStatusPatch.Store(&connectFirst)
+
+		e.reconcile("second")
+
+		Expect(e.ig.CallCount(fake.EndpointSubscribe)).To(Equal(1), "only the owner subscribed")
+		expectLoser(e, acc, secondApp)
+	})
+
+	It("the newer channel subscribed first: it lets go of its subscription once it sees the older one", func() {
+		e := newChannelEnv()
+		acc, secondApp := connectBoth(e)
+		e.reconcile("second")
+		expectCondition(e.channel("second"), igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady)
+		Expect(e.ig.SubscriptionsOf(secondApp, acc.UserID)).To(Equal(defaultFields()))
+
+		e.reconcile("first")
+		e.syncCache()
+		e.reconcile("second")
+
+		expectLoser(e, acc, secondApp)
+	})
+
+	It("a loser of the same app forgets the subscription without removing it: it is the owner's too", func() {
+		e := newChannelEnv()
+		acc := e.adopt("first")
+		e.initialSecret("second-seed", e.shortLived(acc.UserID), nil)
+		e.newChannel("second", withInitial("second-seed"))
+		// As if second had connected in the same instant and subscribed.
+		ch := e.channel("second")
+		patch := client.MergeFrom(ch.DeepCopy())
+		ch.Status.Account = &igv1.AccountStatus{UserID: acc.UserID, Username: acc.Username}
+		ch.Status.SubscribedFields = defaultFields()
+		Expect(k8sClient.Status().Patch(e.ctx, ch, patch)).To(Succeed())
+		e.syncCache()
+
+		e.reconcile("second")
+
+		ch = e.channel("second")
+		expectCondition(ch, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonDuplicateAccount)
+		Expect(ch.Status.SubscribedFields).To(BeEmpty())
+		Expect(e.ig.CallCount(fake.EndpointUnsubscribe)).To(BeZero())
+		Expect(e.ig.SubscriptionsOf(e.appID, acc.UserID)).To(Equal(defaultFields()))
+	})
+
+	It("a loser deleted before it noticed removes only its own app's subscription", func() {
+		e := newChannelEnv()
+		acc, secondApp := connectBoth(e)
+		e.reconcile("second")
+		e.reconcile("first")
+		e.syncCache()
+
+		Expect(k8sClient.Delete(e.ctx, e.channel("second"))).To(Succeed())
+		e.reconcile("second")
+
+		Expect(e.ig.SubscriptionsOf(secondApp, acc.UserID)).To(BeEmpty())
+		Expect(e.ig.SubscriptionsOf(e.appID, acc.UserID)).To(Equal(defaultFields()))
 	})
 })

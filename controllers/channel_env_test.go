@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -52,8 +51,11 @@ type channelEnv struct {
 	// failSecretWrites makes the next N Secret patches fail, as an API
 	// server under load would.
 	failSecretWrites atomic.Int32
-	rec              *events.FakeRecorder
-	r                *InstagramChannelReconciler
+	// beforeStatusPatch, when set, runs once before the reconciler's next
+	// status write: another writer acting between its read and its write.
+	beforeStatusPatch atomic.Pointer[func()]
+	rec               *events.FakeRecorder
+	r                 *InstagramChannelReconciler
 
 	mu     sync.Mutex
 	logs   strings.Builder
@@ -85,12 +87,9 @@ func newChannelEnv() *channelEnv {
 	e.clock, e.ig, srv = newFakeInstagram()
 
 	var err error
-	e.cache, err = cache.New(cfg, cache.Options{
-		Scheme: testScheme,
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{igv1.LabelWatch: "true"})},
-		},
-	})
+	cacheOpts := CacheOptions()
+	cacheOpts.Scheme = testScheme
+	e.cache, err = cache.New(cfg, cacheOpts)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(setupIndexes(e.ctx, e.cache)).To(Succeed())
 	go func() { _ = e.cache.Start(e.ctx) }()
@@ -121,6 +120,9 @@ func newChannelEnv() *channelEnv {
 		},
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 			count()
+			if hook := e.beforeStatusPatch.Swap(nil); hook != nil {
+				(*hook)()
+			}
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 		},
 		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {

@@ -72,7 +72,20 @@ func (r *InstagramChannelReconciler) cleanup(ctx context.Context, run *channelRu
 		return 0, err
 	}
 	if owner.UID != ch.UID {
-		return 0, nil
+		// Deleted before it noticed it lost a connect race. A
+		// subscription of the owner's app is the owner's: left alone. One
+		// of another app is this channel's own and goes.
+		ownerApp, _, err := lookupAppID(ctx, r.Client, owner)
+		if err != nil {
+			return 0, err
+		}
+		ownApp, why, err := lookupAppID(ctx, r.Client, ch)
+		if err != nil {
+			return 0, err
+		}
+		if why != "" || ownApp == ownerApp {
+			return 0, nil
+		}
 	}
 
 	skip := func(why string) (time.Duration, error) {

@@ -19,9 +19,16 @@ var tokenRefreshTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Token refresh attempts by result (success or the Instagram error class).",
 }, []string{"result"})
 
+// The success series starts at zero, so rate() and dashboards work from
+// the first scrape instead of from the first refresh (days after start).
+func init() { tokenRefreshTotal.WithLabelValues("success") }
+
 var (
 	tokenExpirationDesc = prometheus.NewDesc("instagram_channel_token_expiration_timestamp_seconds",
 		"When the channel's access token expires (Unix seconds).", []string{"namespace", "channel"}, nil)
+	expiryKnownDesc = prometheus.NewDesc("instagram_channel_token_expiry_known",
+		"1 when the expiry of the channel's token is known, 0 while Instagram has not told it (the expiration metric is then absent).",
+		[]string{"namespace", "channel"}, nil)
 	nextRefreshDesc = prometheus.NewDesc("instagram_channel_next_refresh_timestamp_seconds",
 		"When the channel's access token is refreshed next (Unix seconds).", []string{"namespace", "channel"}, nil)
 	conditionDesc = prometheus.NewDesc("instagram_channel_condition",
@@ -47,6 +54,7 @@ func NewChannelCollector(reader client.Reader) prometheus.Collector {
 
 func (c *channelCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- tokenExpirationDesc
+	ch <- expiryKnownDesc
 	ch <- nextRefreshDesc
 	ch <- conditionDesc
 	tokenRefreshTotal.Describe(ch)
@@ -67,6 +75,15 @@ func (c *channelCollector) Collect(out chan<- prometheus.Metric) {
 			if tok.ExpiresAt != nil {
 				out <- prometheus.MustNewConstMetric(tokenExpirationDesc, prometheus.GaugeValue,
 					float64(tok.ExpiresAt.Unix()), ch.Namespace, ch.Name)
+			}
+			// A channel holds a token once it was obtained (refreshedAt);
+			// one still awaiting authorization has no expiry to know.
+			if tok.ExpiresAt != nil || tok.RefreshedAt != nil {
+				known := 0.0
+				if tok.ExpiresAt != nil {
+					known = 1
+				}
+				out <- prometheus.MustNewConstMetric(expiryKnownDesc, prometheus.GaugeValue, known, ch.Namespace, ch.Name)
 			}
 			if tok.NextRefreshAt != nil {
 				out <- prometheus.MustNewConstMetric(nextRefreshDesc, prometheus.GaugeValue,

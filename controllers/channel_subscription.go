@@ -87,6 +87,18 @@ func (r *InstagramChannelReconciler) reconcileSubscription(ctx context.Context, 
 			return nil, err
 		}
 		run.original = ch.DeepCopy()
+		// Two channels may connect one account at once, each before the
+		// other's status is in the cache. Both have stored the account
+		// now; whichever looks second sees the other here and does not
+		// subscribe. One that looked first and subscribed anyway lets go
+		// once it sees the owner (duplicate).
+		owner, err := r.liveAccountOwner(ctx, ch, userID)
+		if err != nil {
+			return nil, err
+		}
+		if owner.UID != ch.UID {
+			return r.duplicate(ctx, run, owner)
+		}
 	}
 	if err := run.api.Subscribe(ctx, run.token, userID, desired); err != nil {
 		return r.subscriptionFailed(ctx, run, "subscribe the account's webhooks", err), nil

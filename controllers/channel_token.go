@@ -4,53 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 )
 
-// Where the token comes from. The managed Secret is the only place the
-// token is kept: the controller holds it in memory for one reconcile only.
-// When the managed Secret is deleted the controller adopts the initial token
-// Secret again if there is one; otherwise the channel awaits authorization.
-const (
-	sourceInitial = "initial"
-	sourceLogin   = "login"
-)
-
-// initialSecretRetry is how often a missing initial token Secret is looked
-// for: a Secret without the watch label is invisible to the cache, so its
-// creation produces no event.
-const initialSecretRetry = time.Minute
-
-// tokenSource is a token handed in from outside: the user's initial token
-// Secret or the login Secret of a completed Business Login.
-type tokenSource struct {
-	kind  string
-	token string
-	// expiresAt is the optional expiresAt key of the initial Secret.
-	expiresAt time.Time
-	// hash identifies an initial Secret's content without the token.
-	hash string
-	// secret is the login Secret, deleted once consumed.
-	secret *corev1.Secret
-	// scopes granted with a login's token (unknown for an initial token).
-	scopes []string
-	// denial is set when the person declined the login: Instagram's
-	// description of it. Such a login Secret carries no token.
-	denial string
-}
+// Token lifecycle: adopt a handed-in token (exchange it, or take it as a
+// long-lived one), refresh it when the policy says so, and record a token
+// Instagram refuses. Sources are read in channel_token_source.go, the
+// managed Secret in channel_token_secret.go; every decision is a pure check
+// in token_policy.go.
 
 // reconcileToken makes sure the channel holds a usable long-lived token in
 // its managed Secret: it consumes a login, adopts a new or changed initial
@@ -91,29 +61,34 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 		}
 	}
 
-	// A completed Business Login is the most recent intent: it wins.
+	// Gather what the source decisions look at, then act on them. A
+	// login is decided on first: a completed one wins whatever the
+	// initial Secret holds (even when that is missing).
 	login, err := r.readLoginSecret(ctx, ch)
 	if err != nil {
 		return nil, err
 	}
-	if login != nil && !checkLoginNonce(run, login.secret) {
-		// A login for a state this channel no longer offers: a replay.
+	gated := tokenGated(run)
+	in := TokenSourceInput{
+		HasLogin:          login != nil,
+		LoginStateOffered: login != nil && checkLoginNonce(run, login.secret),
+		LoginDenied:       login != nil && login.denial != "",
+		HasManagedToken:   run.token != "",
+		Gated:             gated,
+	}
+	switch DecideLogin(in) {
+	case LoginAdopt:
+		return r.adoptToken(ctx, run, *login)
+	case LoginDiscard:
 		log.FromContext(ctx).Info("discarding login Secret of a state no longer offered", "secret", login.secret.Name)
 		if err := r.deleteLoginSecret(ctx, login.secret); err != nil {
 			return nil, err
 		}
-		login = nil
-	}
-	if login != nil && login.denial != "" {
+	case LoginConsumeDenial:
 		if err := r.consumeLoginDenial(ctx, run, *login); err != nil {
 			return nil, err
 		}
-		login = nil
 	}
-	if login != nil {
-		return r.adoptToken(ctx, run, *login)
-	}
-
 	var initial *tokenSource
 	if ch.Spec.InitialTokenSecretRef != nil {
 		initial, h, err = r.readInitialToken(ctx, run)
@@ -121,8 +96,9 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 			return h, err
 		}
 	}
-	gated := tokenGated(run)
-	if initial != nil && (initial.hash != st.InitialSecretHash || (run.token == "" && !gated)) {
+	in.HasInitial = initial != nil
+	in.InitialChanged = initial != nil && initial.hash != st.InitialSecretHash
+	if DecideTokenSource(in) == SourceInitial {
 		return r.adoptToken(ctx, run, *initial)
 	}
 
@@ -136,7 +112,7 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 		// keeps the same jitter.
 		setTime(&st.NextRefreshAt, r.nextRefreshAt(ch, timeOf(st.ExpiresAt), timeOf(st.RefreshedAt)))
 	}
-	in := TokenInput{
+	tin := TokenInput{
 		Now:           run.now,
 		HasToken:      run.token != "",
 		Invalid:       gated,
@@ -145,11 +121,12 @@ func (r *InstagramChannelReconciler) reconcileToken(ctx context.Context, run *ch
 		NextRefreshAt: timeOf(st.NextRefreshAt),
 		Failures:      st.Failures,
 		LastFailureAt: timeOf(st.LastFailureAt),
+		MinRefreshAge: r.opts().TokenMinRefreshAge,
 	}
 	if c := meta.FindStatusCondition(run.original.Status.Conditions, igv1.ConditionAuthorized); gated && c != nil {
-		in.InvalidMessage = c.Message
+		tin.InvalidMessage = c.Message
 	}
-	d := DecideToken(in)
+	d := DecideToken(tin)
 	switch d.Action {
 	case TokenActionStop:
 		return r.tokenUnusable(ctx, run, d), nil
@@ -210,10 +187,13 @@ func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channe
 	case "":
 		token, expiresAt = ll.AccessToken, run.now.Add(lifetime(ll.ExpiresIn))
 		note = fmt.Sprintf("exchanged the %s token for a long-lived token valid until %s", src.kind, formatTime(expiresAt))
-	case instagram.ClassBadRequest, instagram.ClassTokenInvalid, instagram.ClassUnknown:
-		if appSecretRejected(err) {
+	default:
+		switch DecideExchangeFallback(instagram.ClassOf(err), appSecretRejected(err)) {
+		case FallbackAppCredentials:
 			msg := fmt.Sprintf("Instagram refused the app secret of %s %q: %v", run.app.kind, run.app.name, err)
 			return &halt{reason: igv1.ReasonAppCredentialsInvalid, message: msg, stalled: true}, nil
+		case FallbackBackoff:
+			return r.exchangeFailed(run, err), nil
 		}
 		// Instagram refuses to exchange a token that is already
 		// long-lived. Whether it works as it is, /me tells.
@@ -239,16 +219,15 @@ func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channe
 				token, expiresAt = rl.AccessToken, run.now.Add(lifetime(rl.ExpiresIn))
 				note = fmt.Sprintf("adopted the %s token as long-lived and refreshed it, valid until %s", src.kind, formatTime(expiresAt))
 			} else {
-				// Unknown expiry: assume the full lifetime from now and
-				// learn the truth by refreshing as soon as Instagram allows.
-				expiresAt = run.now.Add(LongLivedTokenLifetime)
-				nextRefresh = run.now.Add(r.opts().TokenMinRefreshAge)
-				note = fmt.Sprintf("adopted the %s token as long-lived; Instagram did not tell its expiry, assuming %s and refreshing at %s to learn it", src.kind, formatTime(expiresAt), formatTime(nextRefresh))
+				// Unknown expiry: no date is assumed. The status, the
+				// Authorized condition (ExpiryUnknown) and the metrics say
+				// it is unknown, and the policy refreshes as soon as
+				// Instagram allows, on every reconcile until it works.
+				nextRefresh = ExpiryLearnAt(refreshedAt, r.opts().TokenMinRefreshAge)
+				note = fmt.Sprintf("adopted the %s token as long-lived; Instagram did not tell its expiry, refreshing at %s to learn it", src.kind, formatTime(nextRefresh))
 				logger.V(1).Info("refresh of adopted token refused", "error", rErr.Error())
 			}
 		}
-	default:
-		return r.exchangeFailed(run, err), nil
 	}
 
 	if nextRefresh.IsZero() {
@@ -297,9 +276,6 @@ func appSecretRejected(err error) bool {
 	var ie *instagram.Error
 	return errors.As(err, &ie) && ie.Code == graphCodeClientSecret
 }
-
-// secretConflictRetry is how often a SecretConflict looks again.
-const secretConflictRetry = 5 * time.Minute
 
 // graphCodeClientSecret is Graph's "Error validating client secret".
 const graphCodeClientSecret = 101
@@ -412,8 +388,15 @@ func (r *InstagramChannelReconciler) markTokenInvalid(ctx context.Context, run *
 	return &halt{reason: igv1.ReasonTokenInvalid, message: full, stalled: true, retryAt: renewAt}
 }
 
+// markAuthorized records a usable token. One whose expiry Instagram has
+// not told is Authorized with reason ExpiryUnknown: never a silent guess.
 func (r *InstagramChannelReconciler) markAuthorized(run *channelRun) {
 	st := tokenStatus(run.ch)
+	if st.ExpiresAt == nil {
+		r.setCondition(run, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonExpiryUnknown,
+			"token works but Instagram has not told its expiry; refreshing at "+formatTime(timeOf(st.NextRefreshAt))+" to learn it")
+		return
+	}
 	r.setCondition(run, igv1.ConditionAuthorized, metav1.ConditionTrue, igv1.ReasonSucceeded,
 		"token valid until "+formatTime(timeOf(st.ExpiresAt)))
 }
@@ -427,210 +410,6 @@ func (r *InstagramChannelReconciler) nextRefreshAt(ch *igv1.InstagramChannel, ex
 	}
 	seed := fmt.Sprintf("%s/%d", ch.UID, expiresAt.Unix())
 	return NextRefreshAt(expiresAt, refreshedAt, refreshBefore, r.opts().TokenMinRefreshAge, seed)
-}
-
-// readTokenSecret reads the managed Secret. A Secret of that name that this
-// channel does not control is a conflict: never overwritten.
-func (r *InstagramChannelReconciler) readTokenSecret(ctx context.Context, run *channelRun) (*corev1.Secret, *halt, error) {
-	ch := run.ch
-	key := types.NamespacedName{Namespace: ch.Namespace, Name: ch.TokenSecretName()}
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, key, secret)
-	if apierrors.IsNotFound(err) {
-		// The cache only holds labelled Secrets; someone else's Secret of
-		// that name is only visible to the API server.
-		err = r.APIReader.Get(ctx, key, secret)
-	}
-	if apierrors.IsNotFound(err) {
-		return r.readRenamedTokenSecret(ctx, run)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("get token Secret: %w", err)
-	}
-	if !metav1.IsControlledBy(secret, ch) {
-		return nil, r.secretConflict(run, key.Name), nil
-	}
-	return secret, nil, nil
-}
-
-// readRenamedTokenSecret finds the token under the previous
-// spec.tokenSecretName, so renaming the Secret moves the token.
-func (r *InstagramChannelReconciler) readRenamedTokenSecret(ctx context.Context, run *channelRun) (*corev1.Secret, *halt, error) {
-	st := tokenStatus(run.ch)
-	old := run.original.Status.Token
-	if old == nil || old.SecretName == "" || old.SecretName == st.SecretName {
-		return nil, nil, nil
-	}
-	secret := &corev1.Secret{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: run.ch.Namespace, Name: old.SecretName}, secret); err != nil {
-		return nil, nil, client.IgnoreNotFound(err)
-	}
-	if !metav1.IsControlledBy(secret, run.ch) {
-		return nil, nil, nil
-	}
-	return secret, nil, nil
-}
-
-func (r *InstagramChannelReconciler) secretConflict(run *channelRun, name string) *halt {
-	msg := fmt.Sprintf("Secret %s/%s exists and is not managed by this channel; delete it or set spec.tokenSecretName", run.ch.Namespace, name)
-	r.eventOnTransition(run, corev1.EventTypeWarning, igv1.EventSecretConflict, "WriteToken", igv1.ReasonSecretConflict, "%s", msg)
-	// The conflicting Secret is not in the cache, so its removal makes no
-	// event: look again now and then.
-	return &halt{reason: igv1.ReasonSecretConflict, message: msg, stalled: true, retryAt: run.now.Add(secretConflictRetry)}
-}
-
-// ensureTokenSecret makes the managed Secret hold the current token, the
-// account's userID and the expiry. It writes only when something differs.
-func (r *InstagramChannelReconciler) ensureTokenSecret(ctx context.Context, run *channelRun) (*halt, error) {
-	ch := run.ch
-	st := tokenStatus(ch)
-	if run.token == "" {
-		return nil, nil
-	}
-	data := map[string][]byte{
-		igv1.TokenSecretKeyAccessToken: []byte(run.token),
-		igv1.TokenSecretKeyUserID:      []byte(accountUserID(ch)),
-		igv1.TokenSecretKeyExpiresAt:   []byte(formatTime(timeOf(st.ExpiresAt))),
-	}
-	if st.ExpiresAt == nil {
-		delete(data, igv1.TokenSecretKeyExpiresAt)
-	}
-	name := ch.TokenSecretName()
-	existing := run.tokenSecret
-	if existing != nil && existing.Name == name {
-		if maps.EqualFunc(existing.Data, data, func(a, b []byte) bool { return string(a) == string(b) }) &&
-			existing.Labels[igv1.LabelChannel] == ch.Name && existing.Labels[igv1.LabelWatch] == "true" {
-			return nil, nil
-		}
-		// Optimistic lock: never write over a token stored after our read.
-		patch := client.MergeFromWithOptions(existing.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		existing.Data = data
-		setTokenSecretLabels(existing, ch.Name)
-		if err := r.Patch(ctx, existing, patch); err != nil {
-			return nil, fmt.Errorf("update token Secret: %w", err)
-		}
-		return nil, nil
-	}
-
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ch.Namespace, Name: name},
-		Type:       igv1.TokenSecretType,
-		Data:       data,
-	}
-	setTokenSecretLabels(secret, ch.Name)
-	if err := controllerutil.SetControllerReference(ch, secret, r.Scheme); err != nil {
-		return nil, fmt.Errorf("own token Secret: %w", err)
-	}
-	if err := r.Create(ctx, secret); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return r.secretConflict(run, name), nil
-		}
-		return nil, fmt.Errorf("create token Secret: %w", err)
-	}
-	if existing != nil {
-		// Renamed: the token moved, the old Secret goes.
-		if err := r.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); client.IgnoreNotFound(err) != nil {
-			return nil, fmt.Errorf("delete previous token Secret: %w", err)
-		}
-	}
-	run.tokenSecret = secret
-	return nil, nil
-}
-
-func setTokenSecretLabels(s *corev1.Secret, channel string) {
-	if s.Labels == nil {
-		s.Labels = map[string]string{}
-	}
-	s.Labels[igv1.LabelChannel] = channel
-	s.Labels[igv1.LabelWatch] = "true"
-}
-
-// readInitialToken reads spec.initialTokenSecretRef. A missing Secret only
-// matters while the channel has no token of its own.
-func (r *InstagramChannelReconciler) readInitialToken(ctx context.Context, run *channelRun) (*tokenSource, *halt, error) {
-	ch := run.ch
-	ref := ch.Spec.InitialTokenSecretRef
-	keyName := ref.Key
-	if keyName == "" {
-		keyName = igv1.TokenSecretKeyAccessToken
-	}
-	key := types.NamespacedName{Namespace: ch.Namespace, Name: ref.Name}
-	secret, err := GetWatchedSecret(ctx, r.Client, r.APIReader, key)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("get initial token Secret: %w", err)
-	}
-	var token string
-	if err == nil {
-		token = string(secret.Data[keyName])
-	}
-	if token == "" {
-		if run.token != "" {
-			return nil, nil, nil
-		}
-		msg := fmt.Sprintf("initial token Secret %s not found", key)
-		if err == nil {
-			msg = fmt.Sprintf("initial token Secret %s has no key %s", key, keyName)
-		}
-		return nil, &halt{reason: igv1.ReasonTokenSecretNotFound, message: msg, retryAt: run.now.Add(initialSecretRetry)}, nil
-	}
-	src := &tokenSource{kind: sourceInitial, token: token}
-	rawExpiry := string(secret.Data[igv1.TokenSecretKeyExpiresAt])
-	if rawExpiry != "" {
-		t, perr := time.Parse(time.RFC3339, rawExpiry)
-		if perr != nil {
-			return nil, &halt{
-				reason:  igv1.ReasonTokenSecretNotFound,
-				message: fmt.Sprintf("initial token Secret %s: key %s is not an RFC 3339 time", key, igv1.TokenSecretKeyExpiresAt),
-				stalled: true,
-			}, nil
-		}
-		src.expiresAt = t.UTC().Truncate(time.Second)
-	}
-	src.hash = r.initialSecretHash(ch, keyName, token, rawExpiry)
-	return src, nil, nil
-}
-
-// readLoginSecret returns the token of a completed Business Login, or the
-// denial of a declined one, if any. The receiver writes it into the
-// operator's namespace (it has no access to the channel's), under
-// names.LoginSecretName; only a Secret of the login type whose annotations
-// name this very channel counts.
-func (r *InstagramChannelReconciler) readLoginSecret(ctx context.Context, ch *igv1.InstagramChannel) (*tokenSource, error) {
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, r.loginSecretKey(ch), secret)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get login Secret: %w", err)
-	}
-	if !loginSecretFor(secret, ch) {
-		log.FromContext(ctx).Info("ignoring login Secret that is not for this channel", "secret", secret.Name)
-		return nil, nil
-	}
-	token := string(secret.Data[igv1.TokenSecretKeyAccessToken])
-	denial := string(secret.Data[igv1.LoginSecretKeyError])
-	if (token == "" && denial == "") || !secret.DeletionTimestamp.IsZero() {
-		log.FromContext(ctx).Info("ignoring login Secret without token", "secret", secret.Name)
-		return nil, nil
-	}
-	if token == "" {
-		if d := string(secret.Data[igv1.LoginSecretKeyErrorDescription]); d != "" {
-			denial += ": " + d
-		}
-		return &tokenSource{kind: sourceLogin, secret: secret, denial: denial}, nil
-	}
-	return &tokenSource{
-		kind: sourceLogin, token: token, secret: secret,
-		scopes: parseScopes(string(secret.Data[igv1.LoginSecretKeyScopes])),
-	}, nil
-}
-
-func (r *InstagramChannelReconciler) deleteLoginSecret(ctx context.Context, s *corev1.Secret) error {
-	if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete login Secret: %w", err)
-	}
-	return nil
 }
 
 func tokenStatus(ch *igv1.InstagramChannel) *igv1.TokenStatus {
@@ -647,31 +426,4 @@ func lifetime(d time.Duration) time.Duration {
 		return LongLivedTokenLifetime
 	}
 	return d.Truncate(time.Second)
-}
-
-func earliest(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func timeOf(t *metav1.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return t.Time
-}
-
-// setTime sets *p to t unless it already holds that instant, so an
-// unchanged value never shows up as a status change.
-func setTime(p **metav1.Time, t time.Time) {
-	if t.IsZero() {
-		*p = nil
-		return
-	}
-	if *p != nil && (*p).Time.Equal(t) {
-		return
-	}
-	*p = &metav1.Time{Time: t.UTC()}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -158,6 +161,25 @@ func (r *InstagramChannelReconciler) channelsSharingAccount(ctx context.Context,
 	return s.reqs
 }
 
+// appChangedPredicate lets through the app events a channel acts on: the
+// app's spec or status changed, or it was created or deleted. Metadata
+// alone (the app controller adding its finalizer, labels) changes nothing
+// for a channel and would only reconcile every channel of the app again.
+func appChangedPredicate() predicate.Funcs {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldApp, ok1 := e.ObjectOld.(AppObject)
+			newApp, ok2 := e.ObjectNew.(AppObject)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return !equality.Semantic.DeepEqual(oldApp.AppSpec(), newApp.AppSpec()) ||
+				!equality.Semantic.DeepEqual(oldApp.AppStatus(), newApp.AppStatus()) ||
+				oldApp.GetDeletionTimestamp().IsZero() != newApp.GetDeletionTimestamp().IsZero()
+		},
+	}
+}
+
 // accountChangedPredicate lets through the channel events that can change
 // who owns an account: deletion, and a changed account or Ready reason.
 func accountChangedPredicate() predicate.Funcs {
@@ -182,4 +204,26 @@ func accountUserID(ch *igv1.InstagramChannel) string {
 		return ""
 	}
 	return ch.Status.Account.UserID
+}
+
+// tokenRefusedPredicate passes a channel update that closed the token gate
+// (Authorized turned False/TokenInvalid): the message controller does that
+// when a send is answered 190, and the channel then publishes its login
+// link at once. The channel's own refusals pass too; that reconcile is
+// gated and makes no Instagram call.
+func tokenRefusedPredicate() predicate.Funcs {
+	refused := func(o client.Object) bool {
+		ch, ok := o.(*igv1.InstagramChannel)
+		if !ok {
+			return false
+		}
+		c := meta.FindStatusCondition(ch.Status.Conditions, igv1.ConditionAuthorized)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == igv1.ReasonTokenInvalid
+	}
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return !refused(e.ObjectOld) && refused(e.ObjectNew) },
+	}
 }

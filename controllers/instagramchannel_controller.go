@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/conditions"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 )
 
@@ -260,6 +261,8 @@ func (r *InstagramChannelReconciler) summarise(ctx context.Context, run *channel
 		msg := fmt.Sprintf("connected as @%s; webhooks subscribed", username)
 		if ch.Status.Token != nil && ch.Status.Token.ExpiresAt != nil {
 			msg += "; token valid until " + formatTime(ch.Status.Token.ExpiresAt.Time)
+		} else {
+			msg += "; token expiry not known yet"
 		}
 		r.setCondition(run, igv1.ConditionReady, metav1.ConditionTrue, igv1.ReasonReady, msg)
 		meta.RemoveStatusCondition(&ch.Status.Conditions, igv1.ConditionReconciling)
@@ -286,29 +289,49 @@ func (r *InstagramChannelReconciler) requeueAfter(run *channelRun) time.Duration
 	return max(next.Sub(run.now), time.Second)
 }
 
+// statusPatchAttempts bounds the re-applications of a status patch that
+// lost an optimistic-lock race.
+const statusPatchAttempts = 3
+
 // patchStatus writes the status only when it changed, as a merge patch
-// against what was read, so it never overwrites fields it did not touch.
+// locked on the resourceVersion that was read. Another writer may change
+// the channel's conditions meanwhile (the message controller stops a
+// channel whose token Instagram refused on a send): on a conflict the
+// channel is read again and only the conditions this reconcile changed are
+// applied over the stored ones (conditions.Merge), so neither writer
+// clobbers the other. The other status fields are this controller's alone.
 func (r *InstagramChannelReconciler) patchStatus(ctx context.Context, original, ch *igv1.InstagramChannel) error {
 	if equality.Semantic.DeepEqual(original.Status, ch.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, ch, client.MergeFrom(original)); err != nil {
-		return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
+	base, desired := original, ch.DeepCopy()
+	for attempt := 1; ; attempt++ {
+		err := r.Status().Patch(ctx, ch, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if err == nil || !apierrors.IsConflict(err) || attempt == statusPatchAttempts {
+			if err != nil {
+				return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
+			}
+			return nil
+		}
+		fresh := &igv1.InstagramChannel{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(ch), fresh); err != nil {
+			return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
+		}
+		merged := fresh.DeepCopy()
+		merged.Status = *desired.Status.DeepCopy()
+		merged.Status.Conditions = conditions.Merge(fresh.Status.Conditions, original.Status.Conditions, desired.Status.Conditions)
+		base = fresh
+		merged.DeepCopyInto(ch)
+		if equality.Semantic.DeepEqual(fresh.Status, ch.Status) {
+			return nil
+		}
 	}
-	return nil
 }
 
 // setCondition sets a condition with the object's generation; the
 // transition time comes from the injected clock.
 func (r *InstagramChannelReconciler) setCondition(run *channelRun, condType string, status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(&run.ch.Status.Conditions, metav1.Condition{
-		Type:               condType,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
-		ObservedGeneration: run.ch.Generation,
-		LastTransitionTime: metav1.NewTime(run.now),
-	})
+	conditions.Set(&run.ch.Status.Conditions, run.ch.Generation, condType, status, reason, message, run.now)
 }
 
 // event records an Event on the channel. Notes never carry a token.
@@ -392,10 +415,10 @@ func (r *InstagramChannelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("instagramchannel").
-		For(&igv1.InstagramChannel{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&igv1.InstagramApp{}, handler.EnqueueRequestsFromMapFunc(r.channelsForApp)).
-		Watches(&igv1.ClusterInstagramApp{}, handler.EnqueueRequestsFromMapFunc(r.channelsForApp)).
+		For(&igv1.InstagramChannel{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, tokenRefusedPredicate()))).
+		Watches(&igv1.InstagramApp{}, handler.EnqueueRequestsFromMapFunc(r.channelsForApp), builder.WithPredicates(appChangedPredicate())).
+		Watches(&igv1.ClusterInstagramApp{}, handler.EnqueueRequestsFromMapFunc(r.channelsForApp), builder.WithPredicates(appChangedPredicate())).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.channelsForSecret)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.channelsForNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).

@@ -2,7 +2,10 @@ package controllers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -26,6 +29,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/conditions"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/internal/names"
 )
 
@@ -42,6 +47,14 @@ type MessageOptions struct {
 	// MaxConcurrentReconciles is how many messages are sent in parallel.
 	// Default 4; the per-app Instagram rate limit paces them anyway.
 	MaxConcurrentReconciles int
+	// SendTimeout is the longest a send can take (the Instagram client's
+	// timeout). With the outcome-write timeout it sizes the send lease.
+	// Default instagram.DefaultTimeout.
+	SendTimeout time.Duration
+	// Identity names this manager process in send leases. Default: the
+	// host name (the pod name) and a random per-process suffix, so a
+	// restarted pod is never taken for its previous incarnation.
+	Identity string
 }
 
 // Defaults of MessageOptions.
@@ -66,7 +79,54 @@ func (o MessageOptions) withDefaults() MessageOptions {
 	if o.MaxConcurrentReconciles <= 0 {
 		o.MaxConcurrentReconciles = DefaultMessageConcurrency
 	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = instagram.DefaultTimeout
+	}
 	return o
+}
+
+// SendShutdownGrace is how long a stopping manager waits for its
+// reconciles: the longest send (sendTimeout) plus the longest outcome
+// write, with room to spare. The pod's termination grace period must be
+// longer (60 s with the default 15 s send timeout).
+func SendShutdownGrace(sendTimeout time.Duration) time.Duration {
+	if sendTimeout <= 0 {
+		sendTimeout = instagram.DefaultTimeout
+	}
+	return sendTimeout + outcomeWriteTimeout + 5*time.Second
+}
+
+// sendLeaseMargin is added to a send lease for clock skew between the
+// managers that read it.
+const sendLeaseMargin = 15 * time.Second
+
+// leaseDuration is how long a send may be in flight, its outcome write
+// included: the lease another manager respects before it declares the
+// send interrupted.
+func (o MessageOptions) leaseDuration() time.Duration {
+	return o.SendTimeout + outcomeWriteTimeout + sendLeaseMargin
+}
+
+// holder is this process's name in send leases.
+func (r *InstagramMessageReconciler) holder() string {
+	r.identityOnce.Do(func() {
+		r.identity = r.Options.Identity
+		if r.identity == "" {
+			r.identity = defaultIdentity()
+		}
+	})
+	return r.identity
+}
+
+// defaultIdentity is the host name (the pod name) with a random suffix.
+func defaultIdentity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "manager"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "_" + hex.EncodeToString(b)
 }
 
 // conflictRequeue is the wait after an optimistic-lock conflict: someone
@@ -117,11 +177,19 @@ type InstagramMessageReconciler struct {
 	// longer than the write retries). The next reconcile writes it instead
 	// of reporting DeliveryUnknown.
 	unpersisted sync.Map
+
+	// refusedTokens holds, by channel UID, the fingerprint of a token
+	// Instagram refused on a send of this process (see stopChannel).
+	refusedTokens sync.Map
+
+	identityOnce sync.Once
+	identity     string
 }
 
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagrammessages,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagrammessages/status,verbs=get;patch
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels/status,verbs=get;patch
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramapps;clusterinstagramapps,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -203,7 +271,11 @@ func (r *InstagramMessageReconciler) reconcilePending(ctx context.Context, msg *
 	if why != "" {
 		return r.wait(ctx, msg, why, deadline, now)
 	}
-	return r.send(ctx, msg, target, deadline)
+	if r.tokenRefusedHere(ch, target.token) {
+		why := fmt.Sprintf("channel %q is not Ready (%s): Instagram refused its token on a send; waiting for a new login", channelName, igv1.ReasonTokenInvalid)
+		return r.wait(ctx, msg, why, deadline, now)
+	}
+	return r.send(ctx, msg, ch, target, deadline)
 }
 
 // wait keeps a message Pending with reason ChannelNotReady until the
@@ -261,12 +333,21 @@ func (r *InstagramMessageReconciler) resolveInterrupted(ctx context.Context, msg
 		// This process knows the outcome; only its write failed.
 		return r.record(ctx, msg, v.(func(*igv1.InstagramMessage)))
 	}
-	log.FromContext(ctx).Info("found a send interrupted before its outcome was recorded; not sending again", "message", msg.Name)
+	now := r.now()
+	if expiry := sendLeaseExpiry(msg, r.Options.withDefaults().leaseDuration()); now.Before(expiry) {
+		// Another manager (a previous leader shutting down) may still be
+		// sending it or writing its outcome: leave it alone until then.
+		log.FromContext(ctx).V(1).Info("message is being sent elsewhere; waiting for its lease", "message", msg.Name,
+			"holder", leaseHolder(msg), "leaseExpiresAt", expiry)
+		return ctrl.Result{RequeueAfter: max(expiry.Sub(now), time.Second)}, nil
+	}
+	log.FromContext(ctx).Info("found a send interrupted before its outcome was recorded; not sending again", "message", msg.Name,
+		"holder", leaseHolder(msg))
 	out := sendOutcome{
 		reason:  igv1.ReasonDeliveryUnknown,
 		message: deliveryUnknownMessage("the send was interrupted before its outcome was recorded"),
 	}
-	return r.writeLocked(ctx, msg, failedStatus(out, r.now()))
+	return r.writeLocked(ctx, msg, failedStatus(out, now))
 }
 
 // finish gives a message that the manager no longer acts on its final
@@ -337,14 +418,7 @@ func (r *InstagramMessageReconciler) now() time.Time {
 // setMessageCondition sets a condition with the message's generation and a
 // transition time from the injected clock.
 func setMessageCondition(m *igv1.InstagramMessage, condType string, status metav1.ConditionStatus, reason, message string, now time.Time) {
-	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{
-		Type:               condType,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
-		ObservedGeneration: m.Generation,
-		LastTransitionTime: metav1.NewTime(now),
-	})
+	conditions.Set(&m.Status.Conditions, m.Generation, condType, status, reason, message, now)
 }
 
 // SetupWithManager registers the controller. Messages are watched for
@@ -370,16 +444,23 @@ func (r *InstagramMessageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // messageChangedPredicate passes outgoing messages when they appear (also
-// at startup) and when their spec changes.
+// at startup), when their spec changes, and when they leave Sending: a
+// manager that waits for another's send lease finishes the message as soon
+// as the holder recorded the outcome, instead of at the lease's expiry.
 func messageChangedPredicate() predicate.Predicate {
 	outgoing := func(o client.Object) bool {
 		m, ok := o.(*igv1.InstagramMessage)
 		return ok && m.Spec.Direction == igv1.DirectionOutgoing
 	}
+	leftSending := func(e event.UpdateEvent) bool {
+		oldMsg, ok1 := e.ObjectOld.(*igv1.InstagramMessage)
+		newMsg, ok2 := e.ObjectNew.(*igv1.InstagramMessage)
+		return ok1 && ok2 && oldMsg.Status.Phase == igv1.PhaseSending && newMsg.Status.Phase != igv1.PhaseSending
+	}
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return outgoing(e.Object) },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return outgoing(e.ObjectNew) && e.ObjectNew.GetGeneration() != e.ObjectOld.GetGeneration()
+			return outgoing(e.ObjectNew) && (e.ObjectNew.GetGeneration() != e.ObjectOld.GetGeneration() || leftSending(e))
 		},
 		DeleteFunc:  func(event.DeleteEvent) bool { return false },
 		GenericFunc: func(e event.GenericEvent) bool { return outgoing(e.Object) },

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
 	"github.com/leadchat/instagram-operator/internal/names"
 )
@@ -126,9 +128,73 @@ var _ = Describe("InstagramMessage sending", func() {
 			igv1.ReasonPermissionDenied, "200"),
 		Entry("bad request", fake.Fault{Code: 100, Subcode: 2018001, Message: "No matching user found"},
 			igv1.ReasonBadRequest, "No matching user found"),
-		Entry("token invalid", fake.Fault{Code: 190, Subcode: 460, Message: "Error validating access token: password changed"},
-			igv1.ReasonTokenInvalid, "new login"),
 	)
+
+	It("stops the channel at once when Instagram refuses its token on a send, and sends nothing more", func() {
+		e.ig.FailNext(fake.EndpointSend, 1, fake.Fault{Code: 190, Subcode: 460, Message: "Error validating access token: password changed"})
+		m := e.outgoing("refused token")
+
+		e.reconcile(m.Name)
+
+		ch := &igv1.InstagramChannel{}
+		Expect(k8sClient.Get(e.ctx, types.NamespacedName{Namespace: e.ns, Name: e.channel}, ch)).To(Succeed())
+		for _, c := range []struct {
+			typ    string
+			status metav1.ConditionStatus
+		}{
+			{igv1.ConditionAuthorized, metav1.ConditionFalse},
+			{igv1.ConditionReady, metav1.ConditionFalse},
+			{igv1.ConditionStalled, metav1.ConditionTrue},
+		} {
+			cond := meta.FindStatusCondition(ch.Status.Conditions, c.typ)
+			Expect(cond).NotTo(BeNil(), c.typ)
+			Expect(cond.Status).To(Equal(c.status), c.typ)
+			Expect(cond.Reason).To(Equal(igv1.ReasonTokenInvalid), c.typ)
+			Expect(cond.ObservedGeneration).To(Equal(ch.Generation), "%s closes the channel's token gate", c.typ)
+		}
+		Expect(meta.FindStatusCondition(ch.Status.Conditions, igv1.ConditionAuthorized).Message).To(ContainSubstring("460"))
+		Expect(kstatusOf(ch)).To(Equal(status.FailedStatus))
+		Expect(e.drainEvents()).To(ContainElement(HavePrefix("Warning " + igv1.EventReauthorizationRequired)))
+
+		By("the refused message waits for a new login instead of failing; nothing was sent")
+		got := e.get(m.Name)
+		Expect(got.Status.Phase).To(Equal(igv1.PhasePending))
+		Expect(got.Status.Error).NotTo(BeNil())
+		Expect(got.Status.Error.Code).To(Equal(int32(190)))
+
+		By("the next pending message makes no call")
+		next := e.outgoing("after the refusal")
+		e.reconcile(next.Name)
+		Expect(e.get(next.Name).Status.Reason).To(Equal(igv1.ReasonChannelNotReady))
+		Expect(e.get(next.Name).Status.Message).To(ContainSubstring(igv1.ReasonTokenInvalid))
+		e.clock.Step(time.Minute)
+		e.reconcile(m.Name)
+		Expect(e.get(m.Name).Status.Reason).To(Equal(igv1.ReasonChannelNotReady))
+		Expect(e.ig.CallCount(fake.EndpointSend)).To(Equal(1))
+
+		By("a new token lets both go out")
+		e.setChannelReady(e.channel, true, igv1.ReasonReady, "logged in again")
+		e.rotateToken()
+		e.reconcile(m.Name)
+		e.reconcile(next.Name)
+		Expect(e.get(m.Name).Status.Phase).To(Equal(igv1.PhaseSent))
+		Expect(e.get(next.Name).Status.Phase).To(Equal(igv1.PhaseSent))
+		Expect(e.ig.Sent()).To(HaveLen(2))
+	})
+
+	It("does not stop the channel when the refused token is no longer the channel's", func() {
+		e.ig.FailNext(fake.EndpointSend, 1, fake.Fault{Code: 190, Subcode: 463, Message: "Session has expired"})
+		m := e.outgoing("old token")
+		// The channel refreshes its token while the send is under way.
+		e.r.Instagram = hookedClients{InstagramClients: e.clients, beforeReserve: e.rotateToken}
+
+		e.reconcile(m.Name)
+
+		ch := &igv1.InstagramChannel{}
+		Expect(k8sClient.Get(e.ctx, types.NamespacedName{Namespace: e.ns, Name: e.channel}, ch)).To(Succeed())
+		Expect(meta.IsStatusConditionTrue(ch.Status.Conditions, igv1.ConditionReady)).To(BeTrue())
+		Expect(e.get(m.Name).Status.Phase).To(Equal(igv1.PhasePending), "retried with the new token later")
+	})
 
 	It("fails with UserUnavailable when Instagram refuses the recipient", func() {
 		e.ig.AddCustomer(fake.Customer{IGSID: msgTestContact, Unavailable: true})
@@ -165,6 +231,34 @@ var _ = Describe("InstagramMessage sending", func() {
 		Expect(e.get(m.Name).Status.Reason).To(Equal(igv1.ReasonDeliveryUnknown))
 	})
 
+	DescribeTable("reports DeliveryUnknown and never resends when Instagram's error does not prove a refusal",
+		func(f fake.Fault) {
+			// Instagram queued the message, then answered with an error:
+			// a retry would deliver it twice.
+			f.AfterProcessing = true
+			e.ig.FailNext(fake.EndpointSend, 1, f)
+			m := e.outgoing("did this go out?")
+
+			Expect(e.reconcile(m.Name)).To(Equal(ctrl.Result{}))
+
+			got := e.get(m.Name)
+			Expect(got.Status.Phase).To(Equal(igv1.PhaseFailed))
+			Expect(got.Status.Reason).To(Equal(igv1.ReasonDeliveryUnknown))
+			Expect(got.Status.Error).NotTo(BeNil(), "Instagram's error body is kept")
+			Expect(got.Status.Error.Code).To(Equal(int32(f.Code)))
+			for range 3 {
+				e.clock.Step(10 * time.Minute)
+				e.reconcile(m.Name)
+			}
+			Expect(e.ig.Sent()).To(HaveLen(1), "Instagram got the message exactly once")
+			Expect(e.ig.CallCount(fake.EndpointSend)).To(Equal(1))
+		},
+		Entry("HTTP 500 with a Graph error body", fake.Fault{HTTPStatus: 500, Code: 100, Message: "Invalid parameter"}),
+		Entry("HTTP 500 with code 2, is_transient", fake.Fault{HTTPStatus: 500, Code: 2, IsTransient: true, Message: "Service temporarily unavailable"}),
+		Entry("HTTP 400 with code 1", fake.Fault{Code: 1, Message: "An unknown error occurred"}),
+		Entry("HTTP 400 flagged is_transient", fake.Fault{Code: 100, IsTransient: true, Message: "Please retry"}),
+	)
+
 	It("marks a message found in Sending DeliveryUnknown without sending", func() {
 		m := e.outgoing("interrupted")
 		// A previous manager persisted Sending and died before the outcome.
@@ -180,9 +274,79 @@ var _ = Describe("InstagramMessage sending", func() {
 		Expect(e.ig.CallCount(fake.EndpointSend)).To(BeZero())
 	})
 
+	It("leaves a message alone while another manager's send lease runs, and only then reports DeliveryUnknown", func() {
+		m := e.outgoing("in flight elsewhere")
+		lease := &igv1.SendLease{Holder: "previous-leader", ExpiresAt: metav1.NewTime(e.clock.Now().Add(time.Minute))}
+		e.setSending(m.Name, lease)
+		writes := e.writes.Load()
+
+		res := e.reconcile(m.Name)
+		Expect(res.RequeueAfter).To(BeNumerically("~", time.Minute, time.Second))
+		got := e.get(m.Name)
+		Expect(got.Status.Phase).To(Equal(igv1.PhaseSending))
+		Expect(got.Status.SendLease.Holder).To(Equal(lease.Holder))
+		Expect(got.Status.SendLease.ExpiresAt.Time).To(BeTemporally("==", lease.ExpiresAt.Time))
+		Expect(e.writes.Load()).To(Equal(writes), "no write while the lease runs")
+
+		e.clock.Step(59 * time.Second)
+		e.reconcile(m.Name)
+		Expect(e.get(m.Name).Status.Phase).To(Equal(igv1.PhaseSending))
+
+		e.clock.Step(time.Second)
+		e.reconcile(m.Name)
+		got = e.get(m.Name)
+		Expect(got.Status.Phase).To(Equal(igv1.PhaseFailed))
+		Expect(got.Status.Reason).To(Equal(igv1.ReasonDeliveryUnknown))
+		Expect(got.Status.SendLease).To(BeNil())
+		Expect(e.ig.CallCount(fake.EndpointSend)).To(BeZero())
+	})
+
+	It("does not overwrite what another manager recorded after its lease ran out", func() {
+		m := e.outgoing("late answer")
+		// This reconciler's lease, expired; another manager has declared
+		// the send interrupted meanwhile.
+		e.setSending(m.Name, &igv1.SendLease{Holder: e.r.holder(), ExpiresAt: metav1.NewTime(e.clock.Now())})
+		stale := e.get(m.Name)
+		e.reconcileWith(e.newReconciler(), m.Name)
+		Expect(e.get(m.Name).Status.Reason).To(Equal(igv1.ReasonDeliveryUnknown))
+		e.drainEvents()
+
+		Expect(e.r.record(e.ctx, stale, sentStatus("mid-late", e.clock.Now()))).To(Equal(ctrl.Result{}))
+
+		got := e.get(m.Name)
+		Expect(got.Status.Phase).To(Equal(igv1.PhaseFailed))
+		Expect(got.Status.Reason).To(Equal(igv1.ReasonDeliveryUnknown))
+		Expect(got.Status.MessageID).To(BeEmpty())
+		Expect(e.drainEvents()).To(ContainElement(And(HavePrefix("Warning "+igv1.ReasonSendLeaseLost), ContainSubstring("mid-late"))))
+	})
+
+	It("leaves the message Pending when stopped while waiting for the rate limit", func() {
+		// A bucket of one call, refilled every ~17 minutes, used up.
+		limited := instagram.NewClients(instagram.Config{
+			GraphURL: e.igURL, APIURL: e.igURL, OAuthURL: e.igURL, RatePerSecond: 0.001, Burst: 1, Clock: e.clock,
+		})
+		ctx, cancel := context.WithCancel(e.ctx)
+		defer cancel()
+		e.r.Instagram = limited
+		first := e.outgoing("takes the only call")
+		e.reconcile(first.Name)
+		Expect(e.get(first.Name).Status.Phase).To(Equal(igv1.PhaseSent))
+
+		// The manager shuts down as the send starts waiting for its turn.
+		e.r.Instagram = hookedClients{InstagramClients: limited, beforeReserve: cancel}
+		m := e.outgoing("waits for the rate limit")
+		_, err := e.r.Reconcile(ctx, e.request(m.Name))
+		Expect(err).NotTo(HaveOccurred())
+
+		got := e.get(m.Name)
+		Expect(got.Status.Phase).To(BeElementOf(igv1.Phase(""), igv1.PhasePending))
+		Expect(got.Status.SendLease).To(BeNil())
+		Expect(e.ig.CallCount(fake.EndpointSend)).To(Equal(1))
+	})
+
 	It("writes an outcome it knows but failed to record instead of DeliveryUnknown", func() {
 		m := e.outgoing("known outcome")
-		e.setPhase(m.Name, igv1.PhaseSending)
+		e.setSending(m.Name, &igv1.SendLease{Holder: e.r.holder(), ExpiresAt: metav1.NewTime(e.clock.Now().Add(time.Minute))})
 		got := e.get(m.Name)
 		// As left by record() when the API server was unreachable.
 		e.r.unpersisted.Store(got.UID, sentStatus("mid-known", e.clock.Now()))

@@ -54,6 +54,8 @@ type messageEnv struct {
 
 	appID, userID, token string
 	channel              string
+	// igURL is the fake Instagram's address.
+	igURL string
 }
 
 const (
@@ -80,6 +82,7 @@ func newMessageEnv() *messageEnv {
 	e.ig.AddCustomer(fake.Customer{IGSID: msgTestContact, Name: "Customer"})
 	e.token = e.ig.IssueLongLivedToken(e.appID, e.userID)
 
+	e.igURL = srv.URL
 	e.refuse = &refusingTransport{next: http.DefaultTransport}
 	e.clients = instagram.NewClients(instagram.Config{
 		GraphURL: srv.URL, APIURL: srv.URL, OAuthURL: srv.URL,
@@ -173,6 +176,18 @@ func (e *messageEnv) createChannel(name string, mutate func(*igv1.InstagramChann
 	return ch
 }
 
+// rotateToken gives the channel a new token, as a refresh or a new login
+// does.
+func (e *messageEnv) rotateToken() {
+	GinkgoHelper()
+	secret := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: e.ns, Name: (&igv1.InstagramChannel{ObjectMeta: metav1.ObjectMeta{Name: e.channel}}).TokenSecretName()}
+	Expect(k8sClient.Get(e.ctx, key, secret)).To(Succeed())
+	e.token = e.ig.IssueLongLivedToken(e.appID, e.userID)
+	secret.Data[igv1.TokenSecretKeyAccessToken] = []byte(e.token)
+	Expect(k8sClient.Update(e.ctx, secret)).To(Succeed())
+}
+
 // setChannelReady sets the channel's Ready condition as the channel
 // controller would.
 func (e *messageEnv) setChannelReady(name string, ready bool, reason, message string) {
@@ -237,6 +252,26 @@ func (e *messageEnv) setPhase(name string, phase igv1.Phase) {
 	patch := client.MergeFrom(m.DeepCopy())
 	m.Status.Phase = phase
 	Expect(k8sClient.Status().Patch(e.ctx, m, patch)).To(Succeed())
+}
+
+// setSending puts a message in Sending with lease, as a manager that
+// called Instagram leaves it.
+func (e *messageEnv) setSending(name string, lease *igv1.SendLease) {
+	GinkgoHelper()
+	m := e.get(name)
+	patch := client.MergeFrom(m.DeepCopy())
+	m.Status.Phase = igv1.PhaseSending
+	m.Status.SendLease = lease
+	Expect(k8sClient.Status().Patch(e.ctx, m, patch)).To(Succeed())
+}
+
+// reconcileWith runs one reconcile of another reconciler (a second
+// manager).
+func (e *messageEnv) reconcileWith(r *InstagramMessageReconciler, name string) ctrl.Result {
+	GinkgoHelper()
+	res, err := r.Reconcile(e.ctx, e.request(name))
+	Expect(err).NotTo(HaveOccurred())
+	return res
 }
 
 // messagesWithMID lists every object of the namespace recording mid: the
@@ -359,23 +394,34 @@ func (t *refusingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 
 // hookedClients runs afterSend between Instagram's answer to a send and the
 // reconciler seeing it: the moment an echo webhook can overtake the answer.
+// beforeReserve, when set, runs as a send starts waiting for the rate
+// limit.
 type hookedClients struct {
 	InstagramClients
-	afterSend func(mid string)
+	afterSend     func(mid string)
+	beforeReserve func()
 }
 
 func (h hookedClients) ForApp(appID string) instagram.API {
-	return hookedAPI{API: h.InstagramClients.ForApp(appID), afterSend: h.afterSend}
+	return hookedAPI{API: h.InstagramClients.ForApp(appID), afterSend: h.afterSend, beforeReserve: h.beforeReserve}
 }
 
 type hookedAPI struct {
 	instagram.API
-	afterSend func(mid string)
+	afterSend     func(mid string)
+	beforeReserve func()
+}
+
+func (h hookedAPI) Reserve(ctx context.Context) (context.Context, error) {
+	if h.beforeReserve != nil {
+		h.beforeReserve()
+	}
+	return h.API.Reserve(ctx)
 }
 
 func (h hookedAPI) Send(ctx context.Context, token string, m instagram.OutgoingMessage) (*instagram.SendResult, error) {
 	res, err := h.API.Send(ctx, token, m)
-	if err == nil {
+	if err == nil && h.afterSend != nil {
 		h.afterSend(res.MessageID)
 	}
 	return res, err

@@ -58,6 +58,32 @@ func channelReadiness(ch *igv1.InstagramChannel, name string) (ready bool, why s
 	return true, ""
 }
 
+// sendLeaseExpiry is when a message found in Sending may be declared
+// interrupted: the expiry of its send lease. A Sending written before
+// leases existed counts from the transition of its Reconciling condition
+// (written with it) plus leaseDuration; with neither, it is expired.
+func sendLeaseExpiry(msg *igv1.InstagramMessage, leaseDuration time.Duration) time.Time {
+	if l := msg.Status.SendLease; l != nil {
+		return l.ExpiresAt.Time
+	}
+	if c := meta.FindStatusCondition(msg.Status.Conditions, igv1.ConditionReconciling); c != nil && c.Status == metav1.ConditionTrue {
+		return c.LastTransitionTime.Add(leaseDuration)
+	}
+	return time.Time{}
+}
+
+// holdsLease reports whether holder holds msg's send lease.
+func holdsLease(msg *igv1.InstagramMessage, holder string) bool {
+	return msg.Status.SendLease != nil && msg.Status.SendLease.Holder == holder
+}
+
+func leaseHolder(msg *igv1.InstagramMessage) string {
+	if msg.Status.SendLease == nil {
+		return ""
+	}
+	return msg.Status.SendLease.Holder
+}
+
 // pendingDeadline is when a message that is still not sent fails with
 // reason Expired.
 func pendingDeadline(msg *igv1.InstagramMessage, maxAge time.Duration) time.Time {
@@ -89,6 +115,10 @@ type sendOutcome struct {
 	message string
 	// apiError is Instagram's error body, when it sent one.
 	apiError *igv1.MessageError
+	// tokenRefused: Instagram refused the channel's token (190). The
+	// channel stops at once; the message waits for a new login like every
+	// other message of the channel, since nothing was sent.
+	tokenRefused bool
 }
 
 // classifySend maps an error of instagram.API.Send to what happens to the
@@ -132,7 +162,7 @@ func classifySend(err error, spec *igv1.InstagramMessageSpec) sendOutcome {
 	case instagram.ClassBadRequest:
 		out.reason = igv1.ReasonBadRequest
 	case instagram.ClassTokenInvalid:
-		out.reason = igv1.ReasonTokenInvalid
+		out.retry, out.tokenRefused, out.reason = true, true, igv1.ReasonTokenInvalid
 		out.message += "; the channel needs a new login"
 	default:
 		// Refused for a reason the client could not classify: not retried,

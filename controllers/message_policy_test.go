@@ -16,11 +16,12 @@ import (
 
 func TestClassifySend(t *testing.T) {
 	type want struct {
-		retry      bool
-		retryAfter time.Duration
-		reason     string
-		apiError   *igv1.MessageError
-		mentions   string
+		retry        bool
+		retryAfter   time.Duration
+		reason       string
+		apiError     *igv1.MessageError
+		mentions     string
+		tokenRefused bool
 	}
 	graph := func(class instagram.Class, code, subcode int) *instagram.Error {
 		return &instagram.Error{Class: class, Endpoint: instagram.EndpointSend, HTTPStatus: 400,
@@ -54,7 +55,7 @@ func TestClassifySend(t *testing.T) {
 		},
 		"token invalid": {
 			err:  graph(instagram.ClassTokenInvalid, 190, 463),
-			want: want{reason: igv1.ReasonTokenInvalid, mentions: "new login", apiError: &igv1.MessageError{Code: 190, Subcode: 463, Type: "OAuthException", Message: "refused"}},
+			want: want{retry: true, tokenRefused: true, reason: igv1.ReasonTokenInvalid, mentions: "new login", apiError: &igv1.MessageError{Code: 190, Subcode: 463, Type: "OAuthException", Message: "refused"}},
 		},
 		"rate limited is retried after Retry-After": {
 			err: &instagram.Error{Class: instagram.ClassRateLimited, Code: 4, NotDelivered: true, RetryAfter: time.Minute},
@@ -89,7 +90,8 @@ func TestClassifySend(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			out := classifySend(tc.err, &igv1.InstagramMessageSpec{Tag: tc.tag})
-			got := want{retry: out.retry, retryAfter: out.retryAfter, reason: out.reason, apiError: out.apiError, mentions: tc.want.mentions}
+			got := want{retry: out.retry, retryAfter: out.retryAfter, reason: out.reason, apiError: out.apiError, mentions: tc.want.mentions,
+				tokenRefused: out.tokenRefused}
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
 				t.Errorf("classifySend (-want +got):\n%s", diff)
 			}
@@ -208,5 +210,59 @@ func TestOutgoingMessage(t *testing.T) {
 func TestRetentionRunnerIsLeaderOnly(t *testing.T) {
 	if !(&RetentionRunner{}).NeedLeaderElection() {
 		t.Error("RetentionRunner must run on the leader only")
+	}
+}
+
+func TestSendLeaseExpiry(t *testing.T) {
+	sent := time.Date(2025, 11, 21, 12, 0, 0, 0, time.UTC)
+	cases := map[string]struct {
+		status igv1.InstagramMessageStatus
+		want   time.Time
+	}{
+		"the lease's expiry": {
+			status: igv1.InstagramMessageStatus{SendLease: &igv1.SendLease{Holder: "a", ExpiresAt: metav1.NewTime(sent.Add(time.Minute))}},
+			want:   time.Date(2025, 11, 21, 12, 1, 0, 0, time.UTC),
+		},
+		"a Sending written before leases: from its Reconciling transition": {
+			status: igv1.InstagramMessageStatus{Conditions: []metav1.Condition{{
+				Type: igv1.ConditionReconciling, Status: metav1.ConditionTrue, LastTransitionTime: metav1.NewTime(sent),
+			}}},
+			want: time.Date(2025, 11, 21, 12, 1, 0, 0, time.UTC),
+		},
+		"neither: expired": {},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := sendLeaseExpiry(&igv1.InstagramMessage{Status: tc.status}, time.Minute)
+			if !got.Equal(tc.want) {
+				t.Errorf("sendLeaseExpiry = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLeaseDurationCoversSendAndOutcomeWrite(t *testing.T) {
+	got := MessageOptions{SendTimeout: 15 * time.Second}.withDefaults().leaseDuration()
+	if want := 60 * time.Second; got != want {
+		t.Errorf("leaseDuration = %s, want %s", got, want)
+	}
+}
+
+func TestAmbiguousOutcomeKeepsProofOfDelivery(t *testing.T) {
+	now := time.Date(2025, 11, 21, 12, 0, 0, 0, time.UTC)
+	unknown := sendOutcome{reason: igv1.ReasonDeliveryUnknown, message: "timeout"}
+	for _, phase := range []igv1.Phase{igv1.PhaseSent, igv1.PhaseRead} {
+		m := &igv1.InstagramMessage{Status: igv1.InstagramMessageStatus{
+			Phase: phase, MessageID: "mid-echo", SendLease: &igv1.SendLease{Holder: "a"},
+		}}
+		failedStatus(unknown, now)(m)
+		if m.Status.Phase != phase || m.Status.MessageID != "mid-echo" || m.Status.SendLease != nil {
+			t.Errorf("%s: DeliveryUnknown over proof of delivery gave %+v", phase, m.Status)
+		}
+	}
+	m := &igv1.InstagramMessage{Status: igv1.InstagramMessageStatus{Phase: igv1.PhaseSending, SendLease: &igv1.SendLease{Holder: "a"}}}
+	failedStatus(unknown, now)(m)
+	if m.Status.Phase != igv1.PhaseFailed || m.Status.Reason != igv1.ReasonDeliveryUnknown || m.Status.SendLease != nil {
+		t.Errorf("Sending: got %+v", m.Status)
 	}
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -63,6 +64,12 @@ func (r *InstagramMessageReconciler) sendTarget(ctx context.Context, ch *igv1.In
 // controller has checked the app thoroughly before it marked the channel
 // Ready; this only looks the ID up.
 func (r *InstagramMessageReconciler) appIDOf(ctx context.Context, ch *igv1.InstagramChannel) (appID, why string, err error) {
+	return lookupAppID(ctx, r.Client, ch)
+}
+
+// lookupAppID returns the Meta app ID that ch's spec.appRef names; why
+// says, in words for a person, what is missing when there is none.
+func lookupAppID(ctx context.Context, reader client.Reader, ch *igv1.InstagramChannel) (appID, why string, err error) {
 	kind, name := appKind(ch), ch.Spec.AppRef.Name
 	var (
 		obj AppObject
@@ -74,7 +81,7 @@ func (r *InstagramMessageReconciler) appIDOf(ctx context.Context, ch *igv1.Insta
 		obj = &igv1.InstagramApp{}
 		key.Namespace = ch.Namespace
 	}
-	if err := r.Get(ctx, key, obj); err != nil {
+	if err := reader.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			return "", fmt.Sprintf("%s %q of channel %q not found", kind, name, ch.Name), nil
 		}
@@ -143,15 +150,33 @@ func ownedBy(o metav1.Object, uid types.UID) bool {
 	return false
 }
 
-// send persists Sending under an optimistic lock, calls Instagram once, and
+// send takes the app's rate-limit turn, persists Sending with this
+// process's send lease under an optimistic lock, calls Instagram once, and
 // records the outcome. The lock is the guard against sending twice: of two
 // reconcilers (two managers, or a retry reading a stale cache) that both saw
 // Pending, only one can move the message to Sending, and only that one
-// calls Instagram.
-func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.InstagramMessage, target *sendTarget, deadline time.Time) (ctrl.Result, error) {
+// calls Instagram. The lease tells every other manager how long the send
+// may still be in flight (resolveInterrupted).
+func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.InstagramMessage, ch *igv1.InstagramChannel, target *sendTarget, deadline time.Time) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	opts := r.Options.withDefaults()
-	changed, err := r.patchStatusLocked(ctx, msg, sendingStatus(r.now()))
+
+	// The rate-limit turn is taken before Sending is persisted: a wait
+	// after it would eat into the lease, and a shutdown during the wait
+	// would leave an ambiguous Sending for a request never made.
+	reserved, err := target.api.Reserve(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Shutting down: the message stays Pending for the next leader.
+			logger.V(1).Info("stopped while waiting for the rate limit; message stays Pending", "message", msg.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{RequeueAfter: max(instagram.RetryAfterOf(err), time.Second)}, nil
+	}
+
+	now := r.now()
+	lease := igv1.SendLease{Holder: r.holder(), ExpiresAt: metav1.NewTime(now.Add(opts.leaseDuration()))}
+	changed, err := r.patchStatusLocked(ctx, msg, sendingStatus(lease, now))
 	if err != nil {
 		if apierrors.IsConflict(err) {
 			logger.V(1).Info("message changed meanwhile; not sending now", "message", msg.Name)
@@ -168,8 +193,8 @@ func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.Instagr
 
 	// Detached from the reconcile's context: a shutdown must not turn a send
 	// in flight into an ambiguous one. The client's timeout bounds the call.
-	result, err := target.api.Send(context.WithoutCancel(ctx), target.token, outgoingMessage(&msg.Spec))
-	now := r.now()
+	result, err := target.api.Send(context.WithoutCancel(reserved), target.token, outgoingMessage(&msg.Spec))
+	now = r.now()
 	if err == nil {
 		messagesSentTotal.WithLabelValues(sendResultSent).Inc()
 		logger.V(1).Info("message sent", "message", msg.Name, "mid", result.MessageID)
@@ -177,6 +202,13 @@ func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.Instagr
 	}
 
 	out := classifySend(err, &msg.Spec)
+	if out.tokenRefused {
+		// Before the message's own record: by the time a watcher sees
+		// the message wait, the channel already says why.
+		if stopErr := r.stopChannel(context.WithoutCancel(ctx), ch, target.token, err.Error()); stopErr != nil {
+			logger.Error(stopErr, "could not stop the channel after Instagram refused its token")
+		}
+	}
 	if out.retry {
 		messagesSentTotal.WithLabelValues(sendResultRetried).Inc()
 		attempts := msg.Status.Attempts + 1
@@ -204,6 +236,24 @@ func (r *InstagramMessageReconciler) record(ctx context.Context, msg *igv1.Insta
 			r.unpersisted.Delete(msg.UID)
 			return ctrl.Result{}, nil
 		}
+		if errors.Is(err, errLeaseLost) {
+			// Another manager declared the send interrupted after the
+			// lease ran out; its record stands. What this process
+			// learnt goes to the log and an Event, for a person.
+			r.unpersisted.Delete(msg.UID)
+			probe := msg.DeepCopy()
+			apply(probe)
+			note := fmt.Sprintf("the send's lease ran out before its outcome was stored; Instagram's answer was: phase %s", probe.Status.Phase)
+			if probe.Status.MessageID != "" {
+				note += ", mid " + probe.Status.MessageID
+			}
+			if probe.Status.Message != "" {
+				note += ": " + probe.Status.Message
+			}
+			log.FromContext(ctx).Info("send outcome not recorded: lease lost", "message", msg.Name, "phase", probe.Status.Phase, "mid", probe.Status.MessageID)
+			r.warn(msg, igv1.ReasonSendLeaseLost, note)
+			return ctrl.Result{}, nil
+		}
 		r.unpersisted.Store(msg.UID, apply)
 		return ctrl.Result{}, fmt.Errorf("record send outcome: %w", err)
 	}
@@ -221,17 +271,29 @@ func (r *InstagramMessageReconciler) record(ctx context.Context, msg *igv1.Insta
 	return ctrl.Result{}, nil
 }
 
+// errLeaseLost: the message no longer carries this process's send lease,
+// so the outcome it holds must not overwrite what is stored.
+var errLeaseLost = errors.New("send lease held by another manager or released")
+
 // persistOutcome writes what Instagram answered. Unlike writeLocked it must
-// win: the answer is the truth about the message. Each write is still locked
-// on a resourceVersion so that the merge patch is computed against what is
-// stored; on a conflict the message is read again without the cache and the
-// outcome applied to that.
+// win over any other writer (the receiver marking the message Read), as
+// long as this process still holds the send lease: the answer is the truth
+// about the message. Each write is locked on a resourceVersion so that the
+// merge patch is computed against what is stored; on a conflict the message
+// is read again without the cache and the outcome applied to that. Once
+// the lease is gone (another manager declared the send interrupted after
+// it expired) the stored record stands: errLeaseLost.
 func (r *InstagramMessageReconciler) persistOutcome(ctx context.Context, msg *igv1.InstagramMessage, apply func(*igv1.InstagramMessage)) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeWriteTimeout)
 	defer cancel()
 	current := msg.DeepCopy()
-	retriable := func(err error) bool { return !apierrors.IsNotFound(err) && ctx.Err() == nil }
+	retriable := func(err error) bool {
+		return !apierrors.IsNotFound(err) && !errors.Is(err, errLeaseLost) && ctx.Err() == nil
+	}
 	return retry.OnError(outcomeWriteBackoff, retriable, func() error {
+		if !holdsLease(current, r.holder()) {
+			return errLeaseLost
+		}
 		next := current.DeepCopy()
 		_, err := r.patchStatusLocked(ctx, next, apply)
 		if err == nil {
@@ -264,14 +326,16 @@ func (r *InstagramMessageReconciler) patchStatusLocked(ctx context.Context, msg 
 	return true, nil
 }
 
-// sendingStatus is the status persisted before Instagram is called.
-func sendingStatus(now time.Time) func(*igv1.InstagramMessage) {
+// sendingStatus is the status persisted before Instagram is called, with
+// the lease that tells other managers how long to leave it alone.
+func sendingStatus(lease igv1.SendLease, now time.Time) func(*igv1.InstagramMessage) {
 	return func(m *igv1.InstagramMessage) {
 		s := &m.Status
 		s.Phase = igv1.PhaseSending
 		s.Reason = ""
 		s.Message = "sending to Instagram"
 		s.NextAttemptAt = nil
+		s.SendLease = &lease
 		s.ObservedGeneration = m.Generation
 		setMessageCondition(m, igv1.ConditionReady, metav1.ConditionFalse, igv1.ReasonProgressing, s.Message, now)
 		setMessageCondition(m, igv1.ConditionReconciling, metav1.ConditionTrue, igv1.ReasonProgressing, s.Message, now)
@@ -288,6 +352,7 @@ func sentStatus(mid string, now time.Time) func(*igv1.InstagramMessage) {
 			s.Phase = igv1.PhaseSent
 		}
 		s.MessageID = mid
+		s.SendLease = nil
 		if s.SentAt == nil {
 			s.SentAt = &metav1.Time{Time: now}
 		}
@@ -308,6 +373,7 @@ func retryStatus(out sendOutcome, attempts int32, next, now time.Time) func(*igv
 	return func(m *igv1.InstagramMessage) {
 		s := &m.Status
 		s.Phase = igv1.PhasePending
+		s.SendLease = nil
 		s.Attempts = attempts
 		s.NextAttemptAt = &metav1.Time{Time: next}
 		s.Reason = out.reason
@@ -322,11 +388,18 @@ func retryStatus(out sendOutcome, attempts int32, next, now time.Time) func(*igv
 }
 
 // failedStatus is a final failure: Stalled, since only a person (or a new
-// message) can change anything.
+// message) can change anything. An ambiguous outcome never overrides proof
+// of delivery: a message the receiver already marked Sent (its echo) or
+// Read keeps that phase; only the lease goes.
 func failedStatus(out sendOutcome, now time.Time) func(*igv1.InstagramMessage) {
 	return func(m *igv1.InstagramMessage) {
 		s := &m.Status
+		if out.reason == igv1.ReasonDeliveryUnknown && (s.Phase == igv1.PhaseSent || s.Phase == igv1.PhaseRead) {
+			s.SendLease = nil
+			return
+		}
 		s.Phase = igv1.PhaseFailed
+		s.SendLease = nil
 		s.Reason = out.reason
 		s.Message = out.message
 		s.Error = out.apiError

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	instagramv1alpha1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 )
 
 // Token decisions are pure functions: the reconciler gathers the inputs
@@ -67,6 +68,9 @@ type TokenInput struct {
 	NextRefreshAt time.Time
 	Failures      int32
 	LastFailureAt time.Time
+	// MinRefreshAge is how old a token must be before Instagram refreshes
+	// it (--token-min-refresh-age).
+	MinRefreshAge time.Duration
 }
 
 // TokenDecision is the outcome of the policy.
@@ -90,6 +94,7 @@ var tokenChecks = []tokenCheck{
 	checkHasToken,
 	checkNotExpired,
 	checkBackoff,
+	checkExpiryKnown,
 	checkRefreshDue,
 }
 
@@ -162,6 +167,40 @@ func checkBackoff(in TokenInput) (TokenDecision, bool) {
 	}, true
 }
 
+// checkExpiryKnown: a token whose expiry Instagram has not told (adopted
+// as it was, and its refresh refused because it was too young) is
+// refreshed as soon as Instagram allows, on every reconcile until that
+// works: the refresh answer carries the expiry. Until then the channel
+// says so (reason ExpiryUnknown) rather than assume a date.
+func checkExpiryKnown(in TokenInput) (TokenDecision, bool) {
+	if !in.ExpiresAt.IsZero() {
+		return TokenDecision{}, false
+	}
+	learnAt := ExpiryLearnAt(in.RefreshedAt, in.MinRefreshAge)
+	if !in.Now.Before(learnAt) {
+		return TokenDecision{
+			Action:  TokenActionRefresh,
+			Reason:  instagramv1alpha1.ReasonProgressing,
+			Message: "token expiry unknown: refreshing to learn it",
+		}, true
+	}
+	return TokenDecision{
+		Action:      TokenActionUse,
+		Reason:      instagramv1alpha1.ReasonExpiryUnknown,
+		Message:     fmt.Sprintf("token works but Instagram has not told its expiry; refreshing at %s to learn it", formatTime(learnAt)),
+		NextCheckAt: learnAt,
+	}, true
+}
+
+// ExpiryLearnAt is when a token of unknown expiry can be refreshed to learn
+// it: once it is minAge old; at once when its age is unknown too.
+func ExpiryLearnAt(refreshedAt time.Time, minAge time.Duration) time.Time {
+	if refreshedAt.IsZero() {
+		return time.Time{}
+	}
+	return refreshedAt.Add(minAge).Truncate(time.Second)
+}
+
 func checkRefreshDue(in TokenInput) (TokenDecision, bool) {
 	if in.NextRefreshAt.IsZero() || in.Now.Before(in.NextRefreshAt) {
 		return TokenDecision{}, false
@@ -180,7 +219,8 @@ func checkRefreshDue(in TokenInput) (TokenDecision, bool) {
 // seconds, the precision the API server stores.
 func NextRefreshAt(expiresAt, refreshedAt time.Time, refreshBefore, minAge time.Duration, seed string) time.Time {
 	if expiresAt.IsZero() {
-		return time.Time{}
+		// Unknown expiry: the next refresh is the one that learns it.
+		return ExpiryLearnAt(refreshedAt, minAge)
 	}
 	at := expiresAt.Add(-refreshBefore).Add(-RefreshJitter(refreshBefore, seed))
 	if !refreshedAt.IsZero() {
@@ -244,4 +284,128 @@ func formatTime(t time.Time) string {
 		return "unknown"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// Token sources. Which token the channel takes is decided the same way as
+// the refresh: inputs gathered by the reconciler, then pure ordered checks.
+
+// LoginAction is what the token step does with a login Secret.
+type LoginAction string
+
+const (
+	// LoginNone: no login Secret for the channel.
+	LoginNone LoginAction = "None"
+	// LoginDiscard: the login is for a state the channel no longer offers
+	// (a replay); the Secret is deleted unused.
+	LoginDiscard LoginAction = "Discard"
+	// LoginConsumeDenial: the person declined; the denial is recorded and
+	// the Secret deleted.
+	LoginConsumeDenial LoginAction = "ConsumeDenial"
+	// LoginAdopt: a completed login, the most recent intent: its token
+	// wins over every other source.
+	LoginAdopt LoginAction = "Adopt"
+)
+
+// TokenSource is the token the channel adopts in this reconcile.
+type TokenSource string
+
+const (
+	// SourceManaged: keep the managed token (or, without one, wait).
+	SourceManaged TokenSource = "managed"
+	// SourceLogin: adopt the token of a completed login.
+	SourceLogin TokenSource = sourceLogin
+	// SourceInitial: adopt spec.initialTokenSecretRef's token.
+	SourceInitial TokenSource = sourceInitial
+)
+
+// TokenSourceInput is what the source decision looks at.
+type TokenSourceInput struct {
+	// HasLogin: a login Secret labelled for the channel exists.
+	HasLogin bool
+	// LoginStateOffered: its state is one the channel currently offers.
+	LoginStateOffered bool
+	// LoginDenied: it records a declined login, not a token.
+	LoginDenied bool
+	// HasInitial: spec.initialTokenSecretRef names a Secret with a token.
+	HasInitial bool
+	// InitialChanged: its content differs from the one last adopted (or
+	// rejected).
+	InitialChanged bool
+	// HasManagedToken: the managed Secret holds a token.
+	HasManagedToken bool
+	// Gated: Instagram refused the current token (TokenInvalid at this
+	// generation); only a new token reopens the channel.
+	Gated bool
+}
+
+// loginChecks is ordered: the first that fires decides.
+var loginChecks = []func(TokenSourceInput) (LoginAction, bool){
+	func(in TokenSourceInput) (LoginAction, bool) { return LoginNone, !in.HasLogin },
+	func(in TokenSourceInput) (LoginAction, bool) { return LoginDiscard, !in.LoginStateOffered },
+	func(in TokenSourceInput) (LoginAction, bool) { return LoginConsumeDenial, in.LoginDenied },
+}
+
+// DecideLogin says what to do with the channel's login Secret.
+func DecideLogin(in TokenSourceInput) LoginAction {
+	for _, check := range loginChecks {
+		if a, fired := check(in); fired {
+			return a
+		}
+	}
+	return LoginAdopt
+}
+
+// sourceChecks is ordered: the first that fires decides.
+var sourceChecks = []func(TokenSourceInput) (TokenSource, bool){
+	// A completed login is the most recent intent.
+	func(in TokenSourceInput) (TokenSource, bool) { return SourceLogin, DecideLogin(in) == LoginAdopt },
+	// A changed initial Secret is a new intent too, also for a gated
+	// channel: a new token is what reopens it.
+	func(in TokenSourceInput) (TokenSource, bool) {
+		return SourceInitial, in.HasInitial && in.InitialChanged
+	},
+	// Adoption fallback: the managed Secret is gone (deleted, or never
+	// written), so the initial token is adopted again, unless Instagram
+	// refused the token: the same content is not tried twice.
+	func(in TokenSourceInput) (TokenSource, bool) {
+		return SourceInitial, in.HasInitial && !in.HasManagedToken && !in.Gated
+	},
+}
+
+// DecideTokenSource says which token the channel adopts now.
+func DecideTokenSource(in TokenSourceInput) TokenSource {
+	for _, check := range sourceChecks {
+		if s, fired := check(in); fired {
+			return s
+		}
+	}
+	return SourceManaged
+}
+
+// ExchangeFallback is what adoption does when the long-lived exchange of a
+// handed-in token failed.
+type ExchangeFallback string
+
+const (
+	// FallbackAppCredentials: Instagram refused the app secret; a person
+	// must fix the app (Stalled, AppCredentialsInvalid).
+	FallbackAppCredentials ExchangeFallback = "AppCredentialsInvalid"
+	// FallbackAsLongLived: Instagram refuses to exchange a token that is
+	// long-lived already; whether it works as it is, /me tells.
+	FallbackAsLongLived ExchangeFallback = "AsLongLived"
+	// FallbackBackoff: the exchange failed for another reason; counted and
+	// retried with backoff.
+	FallbackBackoff ExchangeFallback = "Backoff"
+)
+
+// DecideExchangeFallback maps the class of a failed exchange (and whether
+// Instagram named the app secret, Graph code 101) to what happens next.
+func DecideExchangeFallback(class instagram.Class, appSecretRejected bool) ExchangeFallback {
+	switch {
+	case appSecretRejected:
+		return FallbackAppCredentials
+	case class == instagram.ClassBadRequest, class == instagram.ClassTokenInvalid, class == instagram.ClassUnknown:
+		return FallbackAsLongLived
+	}
+	return FallbackBackoff
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 )
 
 var policyNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -62,6 +63,33 @@ func TestDecideToken(t *testing.T) {
 			in:   with(func(in *TokenInput) { in.NextRefreshAt = policyNow.Add(time.Second) }),
 			want: want{TokenActionUse, igv1.ReasonSucceeded, policyNow.Add(time.Second)},
 		},
+		"unknown expiry is used until Instagram allows the refresh that learns it": {
+			in: with(func(in *TokenInput) {
+				in.ExpiresAt, in.RefreshedAt, in.MinRefreshAge = time.Time{}, policyNow.Add(-time.Hour), day
+				in.NextRefreshAt = policyNow.Add(23 * time.Hour)
+			}),
+			want: want{TokenActionUse, igv1.ReasonExpiryUnknown, policyNow.Add(23 * time.Hour)},
+		},
+		"unknown expiry refreshes once allowed": {
+			in: with(func(in *TokenInput) {
+				in.ExpiresAt, in.RefreshedAt, in.MinRefreshAge = time.Time{}, policyNow.Add(-day), day
+				in.NextRefreshAt = time.Time{} // lost: the policy does not need it
+			}),
+			want: want{Action: TokenActionRefresh, Reason: igv1.ReasonProgressing},
+		},
+		"unknown expiry and age refreshes at once": {
+			in: with(func(in *TokenInput) {
+				in.ExpiresAt, in.RefreshedAt, in.NextRefreshAt = time.Time{}, time.Time{}, time.Time{}
+			}),
+			want: want{Action: TokenActionRefresh, Reason: igv1.ReasonProgressing},
+		},
+		"unknown expiry with a failing learning refresh backs off": {
+			in: with(func(in *TokenInput) {
+				in.ExpiresAt, in.RefreshedAt, in.MinRefreshAge = time.Time{}, policyNow.Add(-2*day), day
+				in.Failures, in.LastFailureAt = 1, policyNow.Add(-10*time.Second)
+			}),
+			want: want{TokenActionBackoff, igv1.ReasonRefreshFailing, policyNow.Add(20 * time.Second)},
+		},
 		"failing refresh backs off": {
 			in: with(func(in *TokenInput) {
 				in.NextRefreshAt = policyNow.Add(-time.Hour)
@@ -111,8 +139,12 @@ func TestNextRefreshAt(t *testing.T) {
 			expiresAt: expires, refreshedAt: issued, refreshBefore: 1416 * time.Hour, minAge: day, seed: "a",
 			want: issued.Add(day),
 		},
-		"unknown expiry: no refresh time": {
+		"unknown expiry: refresh as soon as allowed, to learn it": {
 			refreshedAt: issued, refreshBefore: 20 * day, minAge: day,
+			want: issued.Add(day),
+		},
+		"unknown expiry and age: no time, the policy refreshes at once": {
+			refreshBefore: 20 * day, minAge: day,
 			want: time.Time{},
 		},
 		"short refreshBefore gets a small jitter": {
@@ -212,5 +244,88 @@ func TestResyncAfter(t *testing.T) {
 	}
 	if ResyncAfter(0, "a") != 0 {
 		t.Errorf("zero interval should disable resync")
+	}
+}
+
+func TestDecideTokenSource(t *testing.T) {
+	type want struct {
+		Login  LoginAction
+		Source TokenSource
+	}
+	tests := map[string]struct {
+		in   TokenSourceInput
+		want want
+	}{
+		"nothing handed in: keep the managed token": {
+			in:   TokenSourceInput{HasManagedToken: true},
+			want: want{LoginNone, SourceManaged},
+		},
+		"no token at all: wait": {
+			in:   TokenSourceInput{},
+			want: want{LoginNone, SourceManaged},
+		},
+		"a completed login wins over everything": {
+			in:   TokenSourceInput{HasLogin: true, LoginStateOffered: true, HasInitial: true, InitialChanged: true, HasManagedToken: true, Gated: true},
+			want: want{LoginAdopt, SourceLogin},
+		},
+		"a login for a state no longer offered is discarded; the initial Secret still counts": {
+			in:   TokenSourceInput{HasLogin: true, HasInitial: true, InitialChanged: true},
+			want: want{LoginDiscard, SourceInitial},
+		},
+		"a declined login is consumed; the managed token stays": {
+			in:   TokenSourceInput{HasLogin: true, LoginStateOffered: true, LoginDenied: true, HasManagedToken: true},
+			want: want{LoginConsumeDenial, SourceManaged},
+		},
+		"a changed initial Secret is adopted": {
+			in:   TokenSourceInput{HasInitial: true, InitialChanged: true, HasManagedToken: true},
+			want: want{LoginNone, SourceInitial},
+		},
+		"a changed initial Secret reopens a gated channel": {
+			in:   TokenSourceInput{HasInitial: true, InitialChanged: true, HasManagedToken: true, Gated: true},
+			want: want{LoginNone, SourceInitial},
+		},
+		"an unchanged initial Secret is not adopted again while a managed token exists": {
+			in:   TokenSourceInput{HasInitial: true, HasManagedToken: true},
+			want: want{LoginNone, SourceManaged},
+		},
+		"fallback: the managed Secret is gone, the initial token is adopted again": {
+			in:   TokenSourceInput{HasInitial: true},
+			want: want{LoginNone, SourceInitial},
+		},
+		"no fallback to an initial token Instagram refused": {
+			in:   TokenSourceInput{HasInitial: true, Gated: true},
+			want: want{LoginNone, SourceManaged},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := want{DecideLogin(tc.in), DecideTokenSource(tc.in)}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDecideExchangeFallback(t *testing.T) {
+	tests := map[string]struct {
+		class          instagram.Class
+		secretRejected bool
+		want           ExchangeFallback
+	}{
+		"app secret refused (code 101)":         {instagram.ClassBadRequest, true, FallbackAppCredentials},
+		"already long-lived (bad request)":      {instagram.ClassBadRequest, false, FallbackAsLongLived},
+		"already long-lived (token refused)":    {instagram.ClassTokenInvalid, false, FallbackAsLongLived},
+		"already long-lived (unknown answer)":   {instagram.ClassUnknown, false, FallbackAsLongLived},
+		"temporary failure backs off":           {instagram.ClassTransient, false, FallbackBackoff},
+		"rate limited backs off":                {instagram.ClassRateLimited, false, FallbackBackoff},
+		"permission denied backs off (Stalled)": {instagram.ClassPermissionDenied, false, FallbackBackoff},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := DecideExchangeFallback(tc.class, tc.secretRejected); got != tc.want {
+				t.Errorf("DecideExchangeFallback = %s, want %s", got, tc.want)
+			}
+		})
 	}
 }

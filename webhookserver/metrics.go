@@ -77,4 +77,11 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(eventsTotal, requestDuration, rejectedTotal, unknownFieldsTotal)
+	// Every cause starts at zero: rate() works from the first scrape, and
+	// a receiver always exports a series that InstagramReceiverDown looks
+	// for.
+	for _, cause := range []string{causeSignature, causeTooLarge, causeMalformed, causeWrongObject, causeUnknownAppEntry,
+		causeNoChannel, causeNoChannelYet, causeVerifyToken, causeUnavailable, causeRateLimited, causeUnknownApp} {
+		rejectedTotal.WithLabelValues(cause)
+	}
 }

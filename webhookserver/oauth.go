@@ -14,8 +14,10 @@ import (
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -45,6 +47,11 @@ const (
 	DefaultMaxCallbackQuery = 4096
 	// DefaultExchangeTimeout bounds the calls to Instagram of one callback.
 	DefaultExchangeTimeout = 15 * time.Second
+	// DefaultOutcomeWait is how long the success page waits for the
+	// manager: it exchanges the token, reads the account and subscribes it,
+	// a few Instagram calls.
+	DefaultOutcomeWait = 10 * time.Second
+	DefaultOutcomePoll = 200 * time.Millisecond
 	// maxTrackedClients bounds the per-client limiters kept in memory.
 	maxTrackedClients = 10000
 )
@@ -70,6 +77,12 @@ type LoginOptions struct {
 	MaxQueryBytes int
 	// ExchangeTimeout bounds the calls to Instagram of one callback.
 	ExchangeTimeout time.Duration
+	// OutcomeWait is how long a completed login waits for the manager's
+	// verdict (connected, duplicate account, permissions missing) before
+	// the page says "checking"; negative does not wait. OutcomePoll is how
+	// often it looks.
+	OutcomeWait time.Duration
+	OutcomePoll time.Duration
 }
 
 func (o LoginOptions) withDefaults() LoginOptions {
@@ -87,6 +100,12 @@ func (o LoginOptions) withDefaults() LoginOptions {
 	}
 	if o.MaxQueryBytes <= 0 {
 		o.MaxQueryBytes = DefaultMaxCallbackQuery
+	}
+	if o.OutcomeWait == 0 {
+		o.OutcomeWait = DefaultOutcomeWait
+	}
+	if o.OutcomePoll <= 0 {
+		o.OutcomePoll = DefaultOutcomePoll
 	}
 	if o.ExchangeTimeout <= 0 {
 		o.ExchangeTimeout = DefaultExchangeTimeout
@@ -252,8 +271,46 @@ func (h *loginHandler) callback(r *http.Request) page {
 	} else {
 		log.Info("Login callback: account lookup failed", "error", err.Error())
 	}
-	log.Info("Login completed", "outcome", outcomeConnected, "userID", tok.UserID, "username", username)
-	return connectedPage(ch, username, tok.UserID)
+	account := accountName(username, tok.UserID)
+	// Say what really happened, not what should: the manager may find the
+	// account served by another channel, or permissions missing.
+	done := h.awaitOutcome(r.Context(), key, st.Nonce)
+	p := checkingPage(ch, account)
+	if done != nil {
+		p = outcomePage(done, account)
+	}
+	log.Info("Login completed", "outcome", p.outcome, "userID", tok.UserID, "username", username)
+	return p
+}
+
+// awaitOutcome waits up to OutcomeWait for the manager to consume the login
+// handed over with nonce: the channel's authorization no longer carries it,
+// and its Ready condition describes the current generation. It returns the
+// channel as the manager left it, or nil when the wait ran out. It reads the
+// receiver's cache, which the channel watch keeps current.
+func (h *loginHandler) awaitOutcome(ctx context.Context, key types.NamespacedName, nonce string) *igv1.InstagramChannel {
+	if h.opts.OutcomeWait <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.opts.OutcomeWait)
+	defer cancel()
+	var done *igv1.InstagramChannel
+	_ = wait.PollUntilContextCancel(ctx, h.opts.OutcomePoll, true, func(ctx context.Context) (bool, error) {
+		ch := &igv1.InstagramChannel{}
+		if err := h.s.dir.cache.Get(ctx, key, ch); err != nil {
+			return false, nil
+		}
+		if a := ch.Status.Authorization; a != nil && a.Nonce == nonce {
+			return false, nil
+		}
+		ready := meta.FindStatusCondition(ch.Status.Conditions, igv1.ConditionReady)
+		if ready == nil || ready.ObservedGeneration != ch.Generation || ready.Reason == igv1.ReasonAwaitingAuthorization || ready.Reason == igv1.ReasonProgressing {
+			return false, nil
+		}
+		done = ch
+		return true, nil
+	})
+	return done
 }
 
 // denied hands a declined login to the manager, which rotates the nonce

@@ -8,6 +8,10 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
@@ -28,35 +32,45 @@ var pageTemplate = template.Must(template.ParseFS(pagesFS, "pages/page.html"))
 // instagram_login_callbacks_total, the "reference" on the page and the
 // outcome field of the receiver's log line.
 const (
-	outcomeConnected        = "connected"
-	outcomeDenied           = "denied"
-	outcomeMalformed        = "malformed"
-	outcomeForged           = "forged"
-	outcomeStateExpired     = "state_expired"
-	outcomeStateUsed        = "state_used"
-	outcomePending          = "login_pending"
-	outcomeRateLimited      = "rate_limited"
-	outcomeUnavailable      = "unavailable"
-	outcomeNotConfigured    = "not_configured"
-	outcomeCodeInvalid      = "code_invalid"
-	outcomeRedirectMismatch = "redirect_uri_mismatch"
-	outcomeDeveloperRole    = "insufficient_developer_role"
-	outcomePermission       = "permission_denied"
-	outcomeAppSecret        = "app_secret_refused"
-	outcomeInstagramError   = "instagram_error"
+	outcomeConnected          = "connected"
+	outcomeChecking           = "connected_unconfirmed"
+	outcomeDuplicate          = "duplicate_account"
+	outcomePermissionsMissing = "permissions_missing"
+	outcomeSetupFailed        = "setup_failed"
+	outcomeDenied             = "denied"
+	outcomeMalformed          = "malformed"
+	outcomeForged             = "forged"
+	outcomeStateExpired       = "state_expired"
+	outcomeStateUsed          = "state_used"
+	outcomePending            = "login_pending"
+	outcomeRateLimited        = "rate_limited"
+	outcomeUnavailable        = "unavailable"
+	outcomeNotConfigured      = "not_configured"
+	outcomeCodeInvalid        = "code_invalid"
+	outcomeRedirectMismatch   = "redirect_uri_mismatch"
+	outcomeDeveloperRole      = "insufficient_developer_role"
+	outcomePermission         = "permission_denied"
+	outcomeAppSecret          = "app_secret_refused"
+	outcomeInstagramError     = "instagram_error"
 )
 
-// page is one answer of the callback.
+// page is one answer of the callback. The person who opens a login link
+// is usually the account's owner, not the cluster's admin: Title, Lead and
+// Owner speak to them; Facts, Steps and Command are for the admin and are
+// folded away under "Details for the administrator".
 type page struct {
 	status  int
 	outcome string
 
-	Kind  string // ok, denied or error: the accent colour
+	Kind  string // ok, pending, denied or error: the accent colour
 	Badge string
-	// Next heads the steps; "What to do" when empty.
+	Title string
+	Lead  string
+	// Owner are short steps for the account owner, if any.
+	Owner []string
+
+	// Next heads the admin steps; "What to do" when empty.
 	Next    string
-	Title   string
-	Lead    string
 	Facts   []fact
 	Steps   []string
 	Command string
@@ -104,22 +118,90 @@ func linkCommand(ch *igv1.InstagramChannel) string {
 // genericLinkCommand is shown when the channel is not known for sure.
 const genericLinkCommand = "kubectl -n <namespace> get instagramchannel <name> -o jsonpath='{.status.authorizationURL}'"
 
-func connectedPage(ch *igv1.InstagramChannel, username, userID string) page {
-	account := "@" + username
+// askSender is what an owner can always do: the person who sent the link
+// can issue a new one and see what went wrong.
+const askSender = "Ask the person who sent you the link for a new one."
+
+func accountName(username, userID string) string {
 	if username == "" {
-		account = "user ID " + userID
+		return "user ID " + userID
 	}
+	return "@" + username
+}
+
+func connectedPage(ch *igv1.InstagramChannel, account string) page {
 	return page{
 		status: http.StatusOK, outcome: outcomeConnected, Kind: "ok", Badge: "Connected",
-		Title: "Instagram account connected",
-		Next:  "What happens next",
-		Lead:  fmt.Sprintf("%s is now connected to the channel %s. You can close this window.", account, channelName(ch)),
-		Facts: []fact{{Label: "Instagram account", Value: account}, {Label: "Channel", Value: channelName(ch)}},
-		Steps: []string{
-			"The operator exchanges the login for a 60-day token, keeps it refreshed and subscribes the account's webhooks.",
-			"The channel becomes Ready within a minute. To follow it:",
-		},
+		Title:   "Connected. You can close this tab.",
+		Lead:    fmt.Sprintf("Your Instagram account %s is connected. Messages sent to it now reach your team.", account),
+		Next:    "What happened",
+		Facts:   []fact{{Label: "Instagram account", Value: account}, {Label: "Channel", Value: channelName(ch)}},
+		Steps:   []string{"The operator exchanged the login for a 60-day token, keeps it refreshed and subscribed the account's webhooks. The channel is Ready:"},
+		Command: fmt.Sprintf("kubectl -n %s get instagramchannel %s", ch.Namespace, ch.Name),
+	}
+}
+
+// checkingPage is the answer when the operator has not reported the
+// outcome within the wait: the login reached us, the rest is not known.
+func checkingPage(ch *igv1.InstagramChannel, account string) page {
+	return page{
+		status: http.StatusAccepted, outcome: outcomeChecking, Kind: "pending", Badge: "Almost done",
+		Title:   "Checking your connection...",
+		Lead:    fmt.Sprintf("Instagram confirmed your login as %s and we are finishing the setup. This can take a minute. You can close this tab: the person who sent you the link will see whether it worked.", account),
+		Next:    "For the administrator",
+		Facts:   []fact{{Label: "Instagram account", Value: account}, {Label: "Channel", Value: channelName(ch)}},
+		Steps:   []string{"The login was handed to the operator, which has not reported the outcome yet (is the manager running?). Follow it:"},
 		Command: fmt.Sprintf("kubectl -n %s wait --for=condition=Ready instagramchannel/%s", ch.Namespace, ch.Name),
+	}
+}
+
+// outcomePage shows what the operator made of a login, in the owner's
+// words; ch is the channel as the operator left it.
+func outcomePage(ch *igv1.InstagramChannel, account string) page {
+	ready := meta.FindStatusCondition(ch.Status.Conditions, igv1.ConditionReady)
+	if ready != nil && ready.Status == metav1.ConditionTrue {
+		return connectedPage(ch, account)
+	}
+	reason, message := "Unknown", ""
+	if ready != nil {
+		reason, message = ready.Reason, ready.Message
+	}
+	facts := []fact{{Label: "Instagram account", Value: account}, {Label: "Channel", Value: channelName(ch)}, {Label: "Reason", Value: reason}}
+	// A duplicate's message names the other channel, perhaps another
+	// team's: the person at this page need not learn it.
+	if message != "" && reason != igv1.ReasonDuplicateAccount {
+		facts = append(facts, fact{Label: "Operator said", Value: message})
+	}
+	status := fmt.Sprintf("kubectl -n %s describe instagramchannel %s", ch.Namespace, ch.Name)
+	switch reason {
+	case igv1.ReasonDuplicateAccount:
+		return page{
+			status: http.StatusConflict, outcome: outcomeDuplicate, Kind: "error", Badge: "Already connected",
+			Title:   "This Instagram account is already connected elsewhere",
+			Lead:    fmt.Sprintf("%s is already connected to another channel, so it was not connected a second time. Nothing else changed.", account),
+			Owner:   []string{"Tell the person who sent you the link: they can remove the other connection, then send you a new link."},
+			Facts:   facts,
+			Steps:   []string{"One Instagram account is served by one channel cluster-wide; the older channel keeps it (named in the operator's message). Delete one of the two channels:"},
+			Command: status,
+		}
+	case igv1.ReasonPermissionDenied, igv1.ReasonScopesChanged:
+		return page{
+			status: http.StatusForbidden, outcome: outcomePermissionsMissing, Kind: "error", Badge: "Permissions missing",
+			Title:   "Some permissions are missing",
+			Lead:    "The connection needs every permission Instagram asked you about, and at least one was not granted. Nothing was connected for messaging.",
+			Owner:   []string{askSender, "Open it and allow all the requested permissions."},
+			Facts:   facts,
+			Steps:   []string{"The channel publishes a new login link; the granted scopes or the app's access level do not cover spec.scopes:"},
+			Command: linkCommand(ch),
+		}
+	}
+	return page{
+		status: http.StatusBadGateway, outcome: outcomeSetupFailed, Kind: "error", Badge: "Not connected",
+		Title:   "The connection did not work",
+		Lead:    "Instagram confirmed your login, but the setup that follows failed. Tell the person who sent you the link: they can see why and fix it.",
+		Facts:   facts,
+		Steps:   []string{"The Ready reason has a troubleshooting entry (docs/troubleshooting.md):"},
+		Command: status,
 	}
 }
 
@@ -130,12 +212,12 @@ func deniedPage(ch *igv1.InstagramChannel, desc string) page {
 	}
 	return page{
 		status: http.StatusOK, outcome: outcomeDenied, Kind: "denied", Badge: "Not connected",
-		Title: "Connection declined",
-		Lead:  fmt.Sprintf("You declined to connect an Instagram account to the channel %s. Nothing was connected and no access was granted.", channelName(ch)),
+		Title: "Not connected",
+		Lead:  "You chose not to connect your Instagram account. Nothing was shared and no access was granted. You can close this tab.",
+		Owner: []string{"Changed your mind? " + askSender},
 		Facts: facts,
 		Steps: []string{
-			"The channel now shows AuthorizationDenied and publishes a new login link; this one no longer works.",
-			"To connect after all, open the new link and allow the requested permissions:",
+			"The channel now shows AuthorizationDenied and publishes a new login link; this one no longer works:",
 		},
 		Command: linkCommand(ch),
 	}
@@ -144,13 +226,11 @@ func deniedPage(ch *igv1.InstagramChannel, desc string) page {
 func stateExpiredPage(ch *igv1.InstagramChannel) page {
 	return page{
 		status: http.StatusGone, outcome: outcomeStateExpired, Kind: "error", Badge: "Link expired",
-		Title: "This login link has expired",
-		Lead:  "Login links work for 10 minutes and this one is older. Nothing was connected.",
-		Facts: []fact{{Label: "Channel", Value: channelName(ch)}},
-		Steps: []string{
-			"The channel always publishes a current link, replaced before it expires.",
-			"Get it and log in again within 10 minutes:",
-		},
+		Title:   "This link has expired",
+		Lead:    "Login links work for 10 minutes and this one is older. Nothing was connected.",
+		Owner:   []string{askSender, "Open it within 10 minutes."},
+		Facts:   []fact{{Label: "Channel", Value: channelName(ch)}},
+		Steps:   []string{"The channel always publishes a current link, replaced before it expires:"},
 		Command: linkCommand(ch),
 	}
 }
@@ -158,12 +238,13 @@ func stateExpiredPage(ch *igv1.InstagramChannel) page {
 func stateUsedPage(ch *igv1.InstagramChannel) page {
 	return page{
 		status: http.StatusGone, outcome: outcomeStateUsed, Kind: "error", Badge: "Link already used",
-		Title: "This login link was already used",
-		Lead:  "Each login link works once. This one already completed a login, or a newer link replaced it (after a declined login, for instance). Nothing was changed.",
+		Title: "This link was already used",
+		Lead:  "Each login link works once. This one already completed a login, or a newer link replaced it. Nothing was changed.",
+		Owner: []string{"If your account is not connected yet: " + askSender},
 		Facts: []fact{{Label: "Channel", Value: channelName(ch)}},
 		Steps: []string{
 			fmt.Sprintf("Check whether the channel is connected: kubectl -n %s get instagramchannel %s", ch.Namespace, ch.Name),
-			"If it still waits for a login, open its current link:",
+			"If it still waits for a login, send its current link:",
 		},
 		Command: linkCommand(ch),
 	}
@@ -171,24 +252,29 @@ func stateUsedPage(ch *igv1.InstagramChannel) page {
 
 func pendingPage(ch *igv1.InstagramChannel) page {
 	return page{
-		status: http.StatusConflict, outcome: outcomePending, Kind: "error", Badge: "Busy",
+		status: http.StatusConflict, outcome: outcomePending, Kind: "pending", Badge: "Busy",
 		Title: "Another login is being processed",
-		Lead:  fmt.Sprintf("A previous login for the channel %s has not been picked up by the operator yet. Nothing was changed.", channelName(ch)),
+		Lead:  "A previous login for this connection is still being finished. Nothing was changed. Wait a minute, then check with the person who sent you the link.",
+		Facts: []fact{{Label: "Channel", Value: channelName(ch)}},
 		Steps: []string{
-			"Wait a minute: the operator completes the previous login and publishes a new link if one is still needed.",
-			"If the channel is still not Ready, open its current link:",
+			"The operator has not consumed the previous login yet; it publishes a new link if one is still needed:",
 		},
 		Command: linkCommand(ch),
 	}
 }
 
+// forgedPage answers a state that cannot be verified: a forgery, a link cut
+// short, or a genuine link whose channel or app was deleted since. The page
+// must not tell these apart (that would tell strangers which channels
+// exist), so it blames none of them.
 func forgedPage() page {
 	return page{
-		status: http.StatusForbidden, outcome: outcomeForged, Kind: "error", Badge: "Refused",
-		Title: "This login link was not issued here",
-		Lead:  "The link's signature does not match a channel this operator serves, so nothing was done.",
+		status: http.StatusForbidden, outcome: outcomeForged, Kind: "error", Badge: "Link not valid",
+		Title: "This link can't be used",
+		Lead:  "It may be incomplete or old, or the connection it was made for may have been removed. Nothing was done.",
+		Owner: []string{askSender},
 		Steps: []string{
-			"Use the login link published on the channel itself, not a copy from elsewhere:",
+			"The state's signature matches no app of a channel this receiver serves: the channel or its app was deleted, the link was altered, or it comes from elsewhere. Send the link the channel publishes now:",
 		},
 		Command: genericLinkCommand,
 	}
@@ -197,11 +283,10 @@ func forgedPage() page {
 func malformedPage() page {
 	return page{
 		status: http.StatusBadRequest, outcome: outcomeMalformed, Kind: "error", Badge: "Incomplete",
-		Title: "This login link is incomplete",
-		Lead:  "The page was opened without the parameters Instagram adds after a login, or they were cut short. Nothing was done.",
-		Steps: []string{
-			"Start again from the login link published on the channel:",
-		},
+		Title:   "This link is incomplete",
+		Lead:    "The page was opened without the details Instagram adds after a login, or they were cut short. Nothing was done.",
+		Owner:   []string{"Open the whole link you were sent again, or " + strings.ToLower(askSender[:1]) + askSender[1:]},
+		Steps:   []string{"Send the login link the channel publishes:"},
 		Command: genericLinkCommand,
 	}
 }
@@ -210,8 +295,7 @@ func rateLimitedPage() page {
 	return page{
 		status: http.StatusTooManyRequests, outcome: outcomeRateLimited, Kind: "error", Badge: "Slow down",
 		Title: "Too many attempts",
-		Lead:  "This receiver got too many login attempts in a short time. Nothing was done.",
-		Steps: []string{"Wait a minute, then open the channel's login link again."},
+		Lead:  "We got too many login attempts in a short time. Nothing was done. Wait a minute, then open your link again.",
 	}
 }
 
@@ -219,17 +303,17 @@ func unavailablePage() page {
 	return page{
 		status: http.StatusServiceUnavailable, outcome: outcomeUnavailable, Kind: "error", Badge: "Unavailable",
 		Title: "Temporarily unavailable",
-		Lead:  "The receiver could not reach the Kubernetes API to complete the login. Nothing was connected.",
-		Steps: []string{"Try again in a minute with the channel's current login link."},
+		Lead:  "We could not finish the login right now. Nothing was connected. Try again in a minute with the same link; if it has expired by then, ask for a new one.",
+		Steps: []string{"The receiver could not reach the Kubernetes API; see its log."},
 	}
 }
 
 func notConfiguredPage() page {
 	return page{
 		status: http.StatusServiceUnavailable, outcome: outcomeNotConfigured, Kind: "error", Badge: "Unavailable",
-		Title: "Business Login is not set up on this receiver",
-		Lead:  "This receiver was started without access to Instagram's login endpoints. Nothing was done.",
-		Steps: []string{"Ask the platform team to check the webhook receiver's --instagram-api-url and --graph-api-url flags."},
+		Title: "Login is not set up yet",
+		Lead:  "This service cannot complete Instagram logins yet. Nothing was done. Tell the person who sent you the link.",
+		Steps: []string{"The webhook receiver was started without access to Instagram's login endpoints: check its --instagram-api-url and --graph-api-url flags."},
 	}
 }
 
@@ -237,6 +321,9 @@ func notConfiguredPage() page {
 // each setup mistake Meta's answers reveal.
 func exchangeFailedPage(ch *igv1.InstagramChannel, err error, redirectURI string) page {
 	p := page{status: http.StatusBadGateway, outcome: exchangeOutcome(err), Kind: "error", Badge: "Not connected"}
+	// The owner can do nothing about the app's setup: they hear what
+	// happened and whom to tell; the fix is for the admin.
+	setup := "Instagram refused the connection because of how the app is set up, not because of anything you did. Nothing was connected. Tell the person who sent you the link; the details below are for them."
 	facts := []fact{{Label: "Channel", Value: channelName(ch)}}
 	if ie, ok := errors.AsType[*instagram.Error](err); ok && ie.Message != "" {
 		facts = append(facts, fact{Label: "Instagram said", Value: ie.Message})
@@ -244,8 +331,9 @@ func exchangeFailedPage(ch *igv1.InstagramChannel, err error, redirectURI string
 	again := "Then open the channel's login link again:"
 	switch p.outcome {
 	case outcomeRedirectMismatch:
-		p.Title = "The redirect URI is not registered for the app"
-		p.Lead = "Instagram refused the login because the redirect URI the operator used does not match one registered for the Meta app, byte for byte."
+		p.Title = "The app's login settings are incomplete"
+		p.Lead = setup
+		p.Next = "The redirect URI is not registered for the app"
 		p.Facts = append([]fact{{Label: "Redirect URI used", Value: redirectURI, Code: true}}, facts...)
 		p.Steps = []string{
 			"In the Meta dashboard, open Instagram > API setup with Instagram login > Set up Instagram business login > Business login settings.",
@@ -253,27 +341,31 @@ func exchangeFailedPage(ch *igv1.InstagramChannel, err error, redirectURI string
 			again,
 		}
 	case outcomeDeveloperRole:
-		p.Title = "This Instagram account has no role on the app"
-		p.Lead = "The Meta app is in development mode: only Instagram accounts with a role on it can connect."
+		p.Title = "Your account needs an invitation first"
+		p.Lead = "This app is still being tested, and only Instagram accounts invited as testers can connect. Nothing was connected."
+		p.Owner = []string{"Ask the person who sent you the link to invite your Instagram account as a tester.", "Accept the invitation in Instagram: Settings > Website permissions > Apps and websites > Tester invites. Then open a new link."}
+		p.Next = "This Instagram account has no role on the app"
 		p.Facts = facts
 		p.Steps = []string{
 			"In the Meta dashboard, open App roles > Roles > Add people > Instagram Tester and add this Instagram account.",
 			"Accept the invitation in Instagram: Settings > Website permissions > Apps and websites > Tester invites.",
-			"For accounts you do not manage, complete App Review and switch the app to Live.",
+			"For accounts you do not manage, the app needs Advanced Access (App Review and Business Verification) and must be Live.",
 			again,
 		}
 	case outcomePermission:
-		p.Title = "The app lacks a permission"
-		p.Lead = "Instagram refused because the Meta app does not have the access it needs: it is not Live, or Advanced Access for instagram_business_basic and instagram_business_manage_messages is missing."
+		p.Title = "The app is not allowed to connect this account yet"
+		p.Lead = setup
+		p.Next = "The app lacks a permission"
 		p.Facts = facts
 		p.Steps = []string{
-			"Complete App Review for instagram_business_basic and instagram_business_manage_messages, request Advanced Access and switch the app to Live.",
+			"The Meta app lacks Advanced Access for instagram_business_basic and instagram_business_manage_messages: complete App Review and Business Verification, and keep the app Live.",
 			"Until then, only accounts with a role on the app can connect (App roles > Instagram Tester).",
 			again,
 		}
 	case outcomeAppSecret:
-		p.Title = "Instagram refused the app secret"
-		p.Lead = "The app secret configured for this channel's app is not the one Instagram knows."
+		p.Title = "The app's settings are wrong"
+		p.Lead = setup
+		p.Next = "Instagram refused the app secret"
 		p.Facts = facts
 		p.Steps = []string{
 			"Compare appSecret in the app's Secret with the Instagram app secret in the Meta dashboard (Instagram > API setup with Instagram login), not the Facebook app secret.",
@@ -282,7 +374,8 @@ func exchangeFailedPage(ch *igv1.InstagramChannel, err error, redirectURI string
 	case outcomeCodeInvalid:
 		p.status = http.StatusGone
 		p.Title = "This login expired or was already completed"
-		p.Lead = "Instagram's authorization code works once and only for a short time. It was already used (was the page reloaded?) or expired before it reached the receiver. Nothing was changed."
+		p.Lead = "Instagram's confirmation works once and only for a short time: it was already used (was the page reloaded?) or expired on the way. Nothing was changed."
+		p.Owner = []string{"If your account is not connected yet: " + askSender}
 		p.Facts = facts
 		p.Steps = []string{
 			fmt.Sprintf("Check whether the channel is connected: kubectl -n %s get instagramchannel %s", ch.Namespace, ch.Name),
@@ -290,10 +383,10 @@ func exchangeFailedPage(ch *igv1.InstagramChannel, err error, redirectURI string
 		}
 	default:
 		p.Title = "Instagram did not complete the login"
-		p.Lead = "Instagram answered with an error while the receiver exchanged the login for a token. Nothing was connected."
+		p.Lead = "Instagram answered with an error while finishing your login. Nothing was connected. Try again in a minute; if it keeps failing, tell the person who sent you the link."
 		p.Facts = facts
 		p.Steps = []string{
-			"Try again in a minute. If it keeps failing, the receiver's log has the details (search for the reference below).",
+			"If it keeps failing, the receiver's log has the details (search for the reference below).",
 			again,
 		}
 	}

@@ -13,7 +13,9 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -79,7 +81,9 @@ var _ = Describe("Business Login callback", Ordered, func() {
 		w.ig.AddAccount(w.shopper)
 		w.ig.AddAccount(w.tester)
 		w.api = instagram.NewClients(instagram.Config{GraphURL: igSrv.URL, APIURL: igSrv.URL, OAuthURL: igSrv.URL, RatePerSecond: -1}).ForApp(loginAppID)
-		w.receiver = newLoginReceiver(w, igSrv.URL, ws.LoginOptions{BurstPerIP: 1000, Burst: 1000})
+		// Without a manager (most specs) the success page says "checking"
+		// after OutcomeWait.
+		w.receiver = newLoginReceiver(w, igSrv.URL, ws.LoginOptions{BurstPerIP: 1000, Burst: 1000, OutcomeWait: 1500 * time.Millisecond, OutcomePoll: 20 * time.Millisecond})
 		DeferCleanup(w.receiver.Close)
 		lw = w
 
@@ -122,13 +126,16 @@ var _ = Describe("Business Login callback", Ordered, func() {
 		}
 	})
 
-	It("connects the account: login Secret for the manager, a page naming account and channel", func() {
+	It("connects the account: login Secret for the manager, then the page the manager's verdict earns", func() {
 		nonce := nonceOf("shop")
+		stop := fakeManagerConsumesLogin("shop", metav1.ConditionTrue, igv1.ReasonReady, "connected")
+		defer stop()
 		code, body := callback(approve(authorizeURL("shop", nonce, loginSecret), lw.shopper.UserID))
 		Expect(code).To(Equal(http.StatusOK))
-		Expect(body).To(ContainSubstring("@corner.shop"))
+		Expect(body).To(ContainSubstring("Connected. You can close this tab."))
+		Expect(body).To(ContainSubstring("Your Instagram account @corner.shop is connected."))
+		Expect(body).To(ContainSubstring("<summary>Details for the administrator</summary>"))
 		Expect(body).To(ContainSubstring(loginNS + "/shop"))
-		Expect(body).To(ContainSubstring("Instagram account connected"))
 
 		s := loginSecretOf("shop")
 		Expect(s).NotTo(BeNil())
@@ -157,8 +164,37 @@ var _ = Describe("Business Login callback", Ordered, func() {
 
 	It("accepts a state signed with the previous app secret during a rotation", func() {
 		code, _ := callback(approve(authorizeURL("shop", nonceOf("shop"), loginPrevious), lw.shopper.UserID))
-		Expect(code).To(Equal(http.StatusOK))
+		Expect(code).To(Equal(http.StatusAccepted))
 		Expect(loginSecretOf("shop")).NotTo(BeNil())
+	})
+
+	It("says checking, not connected, while the manager has not reported the outcome", func() {
+		code, body := callback(approve(authorizeURL("shop", nonceOf("shop"), loginSecret), lw.shopper.UserID))
+		Expect(code).To(Equal(http.StatusAccepted))
+		Expect(body).To(ContainSubstring("Checking your connection..."))
+		Expect(body).To(ContainSubstring("Instagram confirmed your login as @corner.shop"))
+		Expect(body).NotTo(ContainSubstring("is connected"))
+		Expect(body).To(ContainSubstring("kubectl -n " + loginNS + " wait --for=condition=Ready instagramchannel/shop"))
+	})
+
+	It("says in the owner's words when the account is already connected to another channel", func() {
+		stop := fakeManagerConsumesLogin("shop", metav1.ConditionFalse, igv1.ReasonDuplicateAccount, "account 17841400000000101 is already served by channel team/support")
+		defer stop()
+		code, body := callback(approve(authorizeURL("shop", nonceOf("shop"), loginSecret), lw.shopper.UserID))
+		Expect(code).To(Equal(http.StatusConflict))
+		Expect(body).To(ContainSubstring("This Instagram account is already connected elsewhere"))
+		Expect(body).To(ContainSubstring("@corner.shop is already connected to another channel"))
+		Expect(body).NotTo(ContainSubstring("team/support"), "another team's channel is not named to the person logging in")
+		Expect(body).NotTo(ContainSubstring("is connected."))
+	})
+
+	It("says permissions are missing when the manager finds them so", func() {
+		stop := fakeManagerConsumesLogin("shop", metav1.ConditionFalse, igv1.ReasonScopesChanged, "the token lacks instagram_business_manage_messages")
+		defer stop()
+		code, body := callback(approve(authorizeURL("shop", nonceOf("shop"), loginSecret), lw.shopper.UserID))
+		Expect(code).To(Equal(http.StatusForbidden))
+		Expect(body).To(ContainSubstring("Some permissions are missing"))
+		Expect(body).To(ContainSubstring("allow all the requested permissions"))
 	})
 
 	It("hands a declined login to the manager and says so", func() {
@@ -169,7 +205,7 @@ var _ = Describe("Business Login callback", Ordered, func() {
 		}
 		code, body := callback(q)
 		Expect(code).To(Equal(http.StatusOK))
-		Expect(body).To(ContainSubstring("Connection declined"))
+		Expect(body).To(ContainSubstring("You chose not to connect your Instagram account."))
 		Expect(body).To(ContainSubstring("Permissions error"))
 		Expect(body).To(ContainSubstring("kubectl -n " + loginNS + " get instagramchannel shop -o jsonpath="))
 		s := loginSecretOf("shop")
@@ -184,7 +220,11 @@ var _ = Describe("Business Login callback", Ordered, func() {
 		q := approve(authorizeURL("shop", nonceOf("shop"), "someone else's secret"), lw.shopper.UserID)
 		code, body := callback(q)
 		Expect(code).To(Equal(http.StatusForbidden))
-		Expect(body).To(ContainSubstring("not issued here"))
+		Expect(body).To(ContainSubstring("This link can&#39;t be used"))
+		Expect(body).To(ContainSubstring("Ask the person who sent you the link for a new one."))
+		// A genuine link whose channel or app was deleted gets this page
+		// too: it must not read as an accusation of forgery.
+		Expect(body).NotTo(ContainSubstring("not issued here"))
 		Expect(loginSecretOf("shop")).To(BeNil())
 
 		By("a state naming a channel that does not exist gets the same answer")
@@ -197,7 +237,8 @@ var _ = Describe("Business Login callback", Ordered, func() {
 		lw.clock.Step(oauthstate.TTL + time.Second)
 		code, body := callback(q)
 		Expect(code).To(Equal(http.StatusGone))
-		Expect(body).To(ContainSubstring("This login link has expired"))
+		Expect(body).To(ContainSubstring("This link has expired"))
+		Expect(body).To(ContainSubstring("Ask the person who sent you the link for a new one."))
 		Expect(body).To(ContainSubstring("kubectl -n " + loginNS + " get instagramchannel shop -o jsonpath=&#39;{.status.authorizationURL}&#39;"))
 		Expect(loginSecretOf("shop")).To(BeNil())
 	})
@@ -205,7 +246,7 @@ var _ = Describe("Business Login callback", Ordered, func() {
 	It("refuses a replayed state: once while the login is pending, and after the nonce rotated", func() {
 		link := authorizeURL("shop", nonceOf("shop"), loginSecret)
 		code, _ := callback(approve(link, lw.shopper.UserID))
-		Expect(code).To(Equal(http.StatusOK))
+		Expect(code).To(Equal(http.StatusAccepted))
 		first := loginSecretOf("shop")
 
 		By("the same state again, with a fresh code, before the manager consumed the login")
@@ -303,6 +344,29 @@ var _ = Describe("Business Login callback", Ordered, func() {
 // offerLogin is what the manager does when it publishes a link: a fresh
 // nonce in status.authorization, no login Secret pending. It waits until
 // the receiver's cache sees it.
+// fakeManagerConsumesLogin plays the manager's part once a login Secret for
+// the channel appears: it clears the authorization (the nonce is spent) and
+// sets the Ready condition the reconcile ended in. It returns a stop func.
+func fakeManagerConsumesLogin(name string, ready metav1.ConditionStatus, reason, message string) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer GinkgoRecover()
+		_ = wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			if loginSecretOf(name) == nil {
+				return false, nil
+			}
+			ch := &igv1.InstagramChannel{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: loginNS, Name: name}, ch); err != nil {
+				return false, nil
+			}
+			ch.Status.Authorization = nil
+			meta.SetStatusCondition(&ch.Status.Conditions, metav1.Condition{Type: igv1.ConditionReady, Status: ready, Reason: reason, Message: message, ObservedGeneration: ch.Generation})
+			return k8s.Status().Update(ctx, ch) == nil, nil
+		})
+	}()
+	return cancel
+}
+
 func offerLogin(name string) {
 	GinkgoHelper()
 	ctx := context.Background()

@@ -78,7 +78,12 @@ type InstagramChannelSpec struct {
 	// +optional
 	Scopes []Scope `json:"scopes,omitempty"`
 
-	// subscribedFields are the webhook fields the account is subscribed to.
+	// subscribedFields are sent to Instagram when the operator subscribes the
+	// account to the app's webhooks (the call requires at least one field).
+	// They do not filter deliveries: Meta delivers every field the app
+	// subscribes to in the Meta dashboard to every subscribed account, so
+	// what a channel receives is set per app, in the dashboard. Subscribing
+	// a field here that the app has not subscribed delivers nothing.
 	// +kubebuilder:default={messages,messaging_seen,message_reactions,messaging_postbacks}
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
@@ -98,7 +103,8 @@ type InstagramChannelSpec struct {
 	// to 1416h (59 days). Default 480h0m0s (20 days before the 60-day expiry).
 	// +kubebuilder:default="480h0m0s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('1416h')",message="spec.refreshBefore must be between 1m and 1416h (59 days)"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('1416h')",messageExpression="'spec.refreshBefore must be a duration like 480h0m0s (units h, m, s) from 1m to 1416h (59 days), not \"' + self + '\"'"
 	// +optional
 	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
 
@@ -108,7 +114,8 @@ type InstagramChannelSpec struct {
 	// window never comes back as a new object. Default 168h0m0s (7 days).
 	// +kubebuilder:default="168h0m0s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('1h')",message="spec.messageRetention must be 0s (keep) or at least 1h"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && (duration(self) == duration('0s') || duration(self) >= duration('1h'))",messageExpression="'spec.messageRetention must be 0s (keep) or a duration like 168h0m0s (units h, m, s) of at least 1h, not \"' + self + '\"'"
 	// +optional
 	MessageRetention *metav1.Duration `json:"messageRetention,omitempty"`
 
@@ -218,7 +225,8 @@ type InstagramChannelStatus struct {
 	// +optional
 	Authorization *AuthorizationStatus `json:"authorization,omitempty"`
 
-	// subscribedFields are the webhook fields the account is subscribed to.
+	// subscribedFields are the fields sent with the account's last
+	// subscription (see spec.subscribedFields: not a delivery filter).
 	// +listType=atomic
 	// +optional
 	SubscribedFields []string `json:"subscribedFields,omitempty"`

@@ -59,10 +59,12 @@ const (
 	ReasonDuplicateAccount = "DuplicateAccount"
 	ReasonSubscribeFailed  = "SubscribeFailed"
 	ReasonSubscribed       = "Subscribed"
-	ReasonNotSubscribed    = "NotSubscribed"
 
 	ReasonSuspended = "Suspended"
 	ReasonDeleting  = "Deleting"
+
+	// ReasonInUse: a deleted app waits for the channels that use it.
+	ReasonInUse = "InUse"
 )
 
 // Message phase reasons (status.reason of an InstagramMessage).
@@ -86,6 +88,21 @@ const (
 	EventSubscriptionCleanupSkipped = "SubscriptionCleanupSkipped"
 	EventUnsubscribed               = "Unsubscribed"
 	EventAuthorizationDenied        = "AuthorizationDenied"
+	// EventDeletionBlocked is recorded on an app whose deletion waits for
+	// the channels that still use it.
+	EventDeletionBlocked = "DeletionBlocked"
+)
+
+// Reasons added by the send lease and the token hardening.
+const (
+	// ReasonExpiryUnknown (Authorized=True on a channel): the token works,
+	// but Instagram has not told its expiry yet; the manager refreshes as
+	// soon as Instagram allows, to learn it.
+	ReasonExpiryUnknown = "ExpiryUnknown"
+	// ReasonSendLeaseLost (Warning Event on a message): a send's outcome
+	// came after its lease ran out and another manager had already
+	// recorded the message; the Event carries what Instagram answered.
+	ReasonSendLeaseLost = "SendLeaseLost"
 )
 
 // Paths the webhook receiver serves under --public-url. The manager
@@ -165,6 +182,10 @@ const (
 	// ChannelFinalizer makes the manager unsubscribe the account's webhooks
 	// before a channel goes away.
 	ChannelFinalizer = "instagram.leadchat.io/finalizer"
+
+	// AppFinalizer keeps a deleted app until no channel uses it, so every
+	// channel can still unsubscribe with the app's credentials.
+	AppFinalizer = "instagram.leadchat.io/app-in-use"
 
 	// AnnotationNonce on a login Secret holds the nonce of the OAuth state
 	// the login completed; the manager consumes the Secret only while it

@@ -428,6 +428,12 @@ type InstagramMessageStatus struct {
 	// error is what Instagram answered to a failed send.
 	// +optional
 	Error *MessageError `json:"error,omitempty"`
+
+	// sendLease is the manager's internal bookkeeping while the message is
+	// Sending: which manager process holds the send and until when. Not
+	// an API to build on.
+	// +optional
+	SendLease *SendLease `json:"sendLease,omitempty"`
 }
 
 // InstagramMessage is one message of a channel: incoming ones are recorded by

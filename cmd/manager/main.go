@@ -10,14 +10,12 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -43,7 +41,7 @@ type flags struct {
 	publicURL, clusterResourceNamespace                  string
 	metricsAddr, probeAddr                               string
 	tokenMinRefreshAge, resyncInterval, maxPendingAge    time.Duration
-	retentionInterval                                    time.Duration
+	retentionInterval, instagramTimeout                  time.Duration
 	rateLimit                                            float64
 	rateBurst                                            int
 	leaderElect, printVersion                            bool
@@ -67,6 +65,7 @@ func parseFlags() (flags, zap.Options) {
 	flag.Float64Var(&f.rateLimit, "instagram-rate-limit", 20, "Instagram calls per second per app (token bucket); negative disables.")
 	flag.IntVar(&f.rateBurst, "instagram-rate-burst", 40, "Burst of the per-app token bucket.")
 	flag.BoolVar(&f.printVersion, "version", false, "Print the version and exit.")
+	flag.DurationVar(&f.instagramTimeout, "instagram-timeout", instagram.DefaultTimeout, "Longest an Instagram call may take, reading the answer included; with the outcome-write timeout (30s) it sizes the send lease.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -92,19 +91,18 @@ func run() error {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(igv1.AddToScheme(scheme))
 
-	watched := labels.SelectorFromSet(labels.Set{igv1.LabelWatch: "true"})
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress: f.probeAddr,
 		LeaderElection:         f.leaderElect,
-		LeaderElectionID:       "instagram-operator.leadchat.io",
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Only Secrets the operator manages or references, never all.
-			&corev1.Secret{}: {Label: watched},
-			// Only outgoing messages still to be sent, never the history.
-			&igv1.InstagramMessage{}: {Label: controllers.MessageCacheSelector()},
-		}},
+		// Long enough for a send in flight and its outcome write (the send
+		// lease), shorter than the pod's termination grace period (60 s).
+		GracefulShutdownTimeout: ptr.To(controllers.SendShutdownGrace(f.instagramTimeout)),
+		LeaderElectionID:        "instagram-operator.leadchat.io",
+		// Only Secrets the operator manages or references, and only
+		// outgoing messages still to be sent.
+		Cache: controllers.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -129,6 +127,7 @@ func run() error {
 			Cluster:                  cluster,
 			ClusterResourceNamespace: f.clusterResourceNamespace,
 			PublicURL:                f.publicURL,
+			Recorder:                 mgr.GetEventRecorder("instagramapp-controller"),
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up app controller: %w", err)
 		}
@@ -141,6 +140,7 @@ func run() error {
 		GraphVersion:  f.graphVersion,
 		RatePerSecond: f.rateLimit,
 		Burst:         f.rateBurst,
+		Timeout:       f.instagramTimeout,
 		Registerer:    metrics.Registry,
 	})
 	if err := (&controllers.InstagramChannelReconciler{
@@ -170,7 +170,11 @@ func run() error {
 		Recorder:  mgr.GetEventRecorder("instagrammessage-controller"),
 		Clock:     clock.RealClock{},
 		Instagram: ig,
-		Options:   controllers.MessageOptions{MaxPendingAge: f.maxPendingAge},
+		Options: controllers.MessageOptions{
+			MaxPendingAge: f.maxPendingAge,
+			// The client's timeout sizes the send lease.
+			SendTimeout: f.instagramTimeout,
+		},
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up message controller: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
+	"github.com/leadchat/instagram-operator/internal/kubectlplugin"
 	"github.com/leadchat/instagram-operator/internal/localenv"
 	"github.com/leadchat/instagram-operator/internal/testenv"
 )
@@ -193,6 +194,9 @@ func run(keep bool, dir string) error {
 	out, _ = env.Kubectl("get", "instagrammessages", "-n", namespace, "-o", "wide")
 	fmt.Print(out)
 
+	step("kubectl instagram status -A (the plugin, bin/kubectl-instagram)")
+	kubectlplugin.Main(ctx, []string{"--kubeconfig", env.Kubeconfig, "status", "-A"}, kubectlplugin.Options{})
+
 	step("Summary")
 	info("Instagram calls made by the operator: %d (sends: %d); webhook deliveries: %d", len(env.Fake.Calls()), len(env.Fake.Sent()), len(env.Fake.Deliveries()))
 	info("app Ready, support Ready (@%s), sales awaiting login, DM + reaction recorded, reply Sent -> Read", support.Status.Account.Username)
@@ -202,6 +206,7 @@ func run(keep bool, dir string) error {
 		info("export KUBECONFIG=%s", env.Kubeconfig)
 		info("kubectl: %s", filepath.Join(testenv.AssetsDir(), "kubectl"))
 		info("then: kubectl get instagram -A; kubectl describe igch -n %s support", namespace)
+		info("or the plugin: bin/kubectl-instagram status -A; bin/kubectl-instagram tail -n %s support", namespace)
 		<-ctx.Done()
 	}
 	step("Stopping")

@@ -43,6 +43,16 @@ type API interface {
 	// DELETE /vNN.0/<userID>/subscribed_apps
 	Unsubscribe(ctx context.Context, token, userID string) error
 
+	// Reserve waits until the app's rate limit allows one more call and
+	// returns a context that carries that call: the first request made
+	// with it (or with a context derived from it, values kept) does not
+	// wait again. A caller that must record what it is about to do before
+	// the call (a send persists Sending first) takes its turn here, so
+	// that nothing is recorded while it may still wait. The error is the
+	// rate limiter's (RateLimited when the wait would outlast ctx's
+	// deadline, Transient when ctx ends); no request was made either way.
+	Reserve(ctx context.Context) (context.Context, error)
+
 	// Send sends one message: POST /vNN.0/me/messages.
 	Send(ctx context.Context, token string, msg OutgoingMessage) (*SendResult, error)
 

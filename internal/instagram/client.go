@@ -177,8 +177,10 @@ func (c *client) do(ctx context.Context, req request, decode func(body []byte) e
 	defer func() {
 		c.requests.WithLabelValues(req.endpoint, ResultOf(err)).Inc()
 	}()
-	if err := wait(ctx, c.limiter, req.endpoint); err != nil {
-		return err
+	if !takeReservation(ctx, c.limiter) {
+		if err := wait(ctx, c.limiter, req.endpoint); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()

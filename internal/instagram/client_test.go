@@ -602,12 +602,12 @@ func TestErrorClasses(t *testing.T) {
 			call: send,
 			want: result{Class: instagram.ClassBadRequest, NotDelivered: true},
 		},
-		"transient Graph error": {
+		"transient Graph error on a 5xx is ambiguous": {
 			setup: func(e *env, _ string) {
 				e.fake.FailNext(fake.EndpointSend, 1, fake.Fault{HTTPStatus: 500, Code: 2, IsTransient: true, Message: "Service temporarily unavailable"})
 			},
 			call: send,
-			want: result{Class: instagram.ClassTransient, NotDelivered: true},
+			want: result{Class: instagram.ClassTransient, NotDelivered: false},
 		},
 		"5xx without a Graph error is ambiguous": {
 			setup: func(e *env, _ string) {
@@ -809,5 +809,50 @@ func TestNewClientsSharesCounterOnOneRegistry(t *testing.T) {
 	c2 := instagram.NewClients(instagram.Config{Registerer: reg})
 	if c1.RequestsTotal() != c2.RequestsTotal() {
 		t.Error("a second NewClients on the same registry made a second counter")
+	}
+}
+
+func TestReserveTakesTheTurnOnceForTheNextCall(t *testing.T) {
+	e := newEnv(t, fake.Options{}, func(c *instagram.Config) {
+		c.RatePerSecond = 0.001 // one token every ~17 minutes
+		c.Burst = 1
+	})
+	tok := e.token(t)
+	ctx := context.Background()
+
+	reserved, err := e.api.Reserve(ctx)
+	if err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	// The bucket is empty now: only the reserved call goes through, and
+	// it does not wait (a deadline it could not meet would refuse it).
+	deadline, cancel := context.WithTimeout(context.WithoutCancel(reserved), time.Second)
+	defer cancel()
+	if _, err := e.api.Send(deadline, tok, instagram.OutgoingMessage{RecipientID: "5512340000000001", Text: "hi"}); err != nil {
+		t.Fatalf("reserved send: %v", err)
+	}
+	// A reservation is used once.
+	_, err = e.api.Me(deadline, tok)
+	if ie := e.checkErr(t, err); ie.Class != instagram.ClassRateLimited || !ie.NotDelivered {
+		t.Errorf("second call on the same reservation: %+v", ie)
+	}
+	// Another app's reservation does not open this app's bucket.
+	other, err := e.clients.ForApp("2000000000000002").Reserve(ctx)
+	if err != nil {
+		t.Fatalf("Reserve other app: %v", err)
+	}
+	otherDeadline, cancelOther := context.WithTimeout(other, time.Second)
+	defer cancelOther()
+	if _, err := e.api.Me(otherDeadline, tok); !instagram.IsClass(err, instagram.ClassRateLimited) {
+		t.Errorf("call with another app's reservation: %v", err)
+	}
+	// A Reserve that cannot be served before its deadline refuses at once.
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	if _, err := e.api.Reserve(short); !instagram.IsClass(err, instagram.ClassRateLimited) || !instagram.NotDelivered(err) {
+		t.Errorf("Reserve past the deadline: %v", err)
+	}
+	if n := e.fake.CallCount(fake.EndpointSend) + e.fake.CallCount(fake.EndpointMe); n != 1 {
+		t.Errorf("fake saw %d calls, want 1", n)
 	}
 }

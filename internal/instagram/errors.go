@@ -86,9 +86,11 @@ type Error struct {
 	IsTransient bool
 	// RetryAfter is how long to wait before the next call, when known.
 	RetryAfter time.Duration
-	// NotDelivered is true when Instagram surely did not act on the request
-	// (it was never sent, or Instagram answered with an error). When false
-	// for a send, the message may or may not have gone out.
+	// NotDelivered is true when Instagram surely did not act on the request:
+	// it was never sent, or Instagram refused it with a reason (a 4xx with
+	// a Graph error, a rate limit). When false for a send (a 5xx with or
+	// without a body, codes 1 and 2, is_transient, a timeout after the
+	// request was written), the message may or may not have gone out.
 	NotDelivered bool
 
 	// cause is the transport error (already stripped of its URL), kept so
@@ -238,13 +240,8 @@ func classifyResponse(endpoint string, status int, header http.Header, body []by
 		e.Code, e.Subcode = g.code, g.subcode
 		e.Type, e.Message, e.FBTraceID = g.typ, g.message, g.fbtraceID
 		e.IsTransient = g.isTransient
-		// Instagram answered with a reasoned refusal: it did not act.
-		e.NotDelivered = true
 	} else {
 		e.Message = http.StatusText(status)
-		// Any 4xx is a refusal; a 5xx without a Graph error may have
-		// happened after Instagram acted on the request.
-		e.NotDelivered = status >= 400 && status < 500
 	}
 
 	switch {
@@ -261,10 +258,7 @@ func classifyResponse(endpoint string, status int, header http.Header, body []by
 	if e.Class == ClassTransient {
 		e.IsTransient = true
 	}
-	if e.Class == ClassRateLimited {
-		// A rate-limit answer is always a refusal, whatever its shape.
-		e.NotDelivered = true
-	}
+	e.NotDelivered = refused(status, hasGraphError, g, e.Class)
 
 	e.RetryAfter = retryAfterHeader(header.Get("Retry-After"), now)
 	if e.Class == ClassRateLimited && e.RetryAfter == 0 {
@@ -275,6 +269,30 @@ func classifyResponse(endpoint string, status int, header http.Header, body []by
 	}
 	e.RetryAfter = min(e.RetryAfter, maxRetryAfter)
 	return e
+}
+
+// refused reports whether an answer proves that Instagram did not act on
+// the request. Only a refusal that names its reason does: a rate limit
+// (Meta counts and rejects before doing anything), or a 4xx with a Graph
+// error that is not one of the "something went wrong on our side" codes.
+// A 5xx may come from a proxy or a backend that failed after the message
+// was queued, whatever body it carries; codes 1 and 2 and is_transient say
+// the same in Graph's words. Those are ambiguous for a send: retrying them
+// could deliver the message twice.
+func refused(status int, hasGraphError bool, g parsedGraphError, class Class) bool {
+	switch {
+	case class == ClassRateLimited:
+		return true
+	case status >= 500:
+		return false
+	case !hasGraphError:
+		// A 4xx without a Graph error is a refusal of the request
+		// itself (a gateway's 404, 413, 431...).
+		return status >= 400 && status < 500
+	case g.code == codeUnknown || g.code == codeService || g.isTransient:
+		return false
+	}
+	return true
 }
 
 // classifyCode maps a Graph error code to a class; ClassUnknown when the

@@ -122,21 +122,65 @@ func TestClassifyResponse(t *testing.T) {
 		"temporary (2) with is_transient": {
 			endpoint: EndpointSend, status: 500,
 			body: `{"error":{"message":"An unexpected error has occurred. Please retry your request later.","type":"OAuthException","code":2,"is_transient":true}}`,
-			want: want{Class: ClassTransient, Code: 2, NotDelivered: true, IsTransient: true, Message: "An unexpected error has occurred. Please retry your request later."},
+			want: want{Class: ClassTransient, Code: 2, NotDelivered: false, IsTransient: true, Message: "An unexpected error has occurred. Please retry your request later."},
 		},
 		"unknown error (1)": {
 			endpoint: EndpointMe, status: 500,
 			body: `{"error":{"message":"An unknown error occurred","type":"OAuthException","code":1}}`,
-			want: want{Class: ClassTransient, Code: 1, NotDelivered: true, IsTransient: true, Message: "An unknown error occurred"},
+			want: want{Class: ClassTransient, Code: 1, NotDelivered: false, IsTransient: true, Message: "An unknown error occurred"},
 		},
 		"unknown code flagged transient": {
 			endpoint: EndpointMe, status: 400,
 			body: `{"error":{"message":"Something odd","type":"OAuthException","code":12345,"is_transient":true}}`,
-			want: want{Class: ClassTransient, Code: 12345, NotDelivered: true, IsTransient: true, Message: "Something odd"},
+			want: want{Class: ClassTransient, Code: 12345, NotDelivered: false, IsTransient: true, Message: "Something odd"},
 		},
 		"5xx without a Graph error is ambiguous": {
 			endpoint: EndpointSend, status: 502, body: `<html>Bad Gateway</html>`,
 			want: want{Class: ClassTransient, IsTransient: true, NotDelivered: false, Message: "Bad Gateway"},
+		},
+		// Whether a failed send may be retried hangs on NotDelivered: only
+		// a reasoned refusal proves that nothing went out.
+		"send: 5xx with a non-transient Graph error is ambiguous": {
+			endpoint: EndpointSend, status: 500,
+			body: `{"error":{"message":"Invalid parameter","type":"OAuthException","code":100}}`,
+			want: want{Class: ClassBadRequest, Code: 100, NotDelivered: false, Message: "Invalid parameter"},
+		},
+		"send: 4xx with code 2 is ambiguous": {
+			endpoint: EndpointSend, status: 400,
+			body: `{"error":{"message":"Service temporarily unavailable","type":"OAuthException","code":2}}`,
+			want: want{Class: ClassTransient, Code: 2, NotDelivered: false, IsTransient: true, Message: "Service temporarily unavailable"},
+		},
+		"send: 4xx with code 1 is ambiguous": {
+			endpoint: EndpointSend, status: 400,
+			body: `{"error":{"message":"An unknown error occurred","type":"OAuthException","code":1}}`,
+			want: want{Class: ClassTransient, Code: 1, NotDelivered: false, IsTransient: true, Message: "An unknown error occurred"},
+		},
+		"send: 4xx with is_transient is ambiguous": {
+			endpoint: EndpointSend, status: 400,
+			body: `{"error":{"message":"Please retry","type":"OAuthException","code":100,"is_transient":true}}`,
+			want: want{Class: ClassTransient, Code: 100, NotDelivered: false, IsTransient: true, Message: "Please retry"},
+		},
+		"send: 4xx with a Graph error is a refusal": {
+			endpoint: EndpointSend, status: 400,
+			body: `{"error":{"message":"(#100) No matching user found","type":"OAuthException","code":100,"error_subcode":2018001}}`,
+			want: want{Class: ClassBadRequest, Code: 100, Subcode: 2018001, NotDelivered: true, Message: "(#100) No matching user found"},
+		},
+		"send: rate-limit code on a 5xx is a refusal": {
+			endpoint: EndpointSend, status: 500,
+			body: `{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","code":4,"is_transient":true}}`,
+			want: want{Class: ClassRateLimited, Code: 4, NotDelivered: true, IsTransient: true, RetryAfter: time.Minute, Message: "(#4) Application request limit reached"},
+		},
+		"send: 429 without a body is a refusal": {
+			endpoint: EndpointSend, status: 429,
+			want: want{Class: ClassRateLimited, NotDelivered: true, RetryAfter: time.Minute, Message: "Too Many Requests"},
+		},
+		"send: 4xx without a Graph error is a refusal": {
+			endpoint: EndpointSend, status: 404, body: `<html>Not Found</html>`,
+			want: want{Class: ClassUnknown, NotDelivered: true, Message: "Not Found"},
+		},
+		"send: 5xx without a body is ambiguous": {
+			endpoint: EndpointSend, status: 503,
+			want: want{Class: ClassTransient, IsTransient: true, NotDelivered: false, Message: "Service Unavailable"},
 		},
 		"5xx with Retry-After": {
 			endpoint: EndpointMe, status: 503, header: http.Header{"Retry-After": {"30"}},

@@ -3,6 +3,7 @@ package instagram
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -69,4 +70,29 @@ func wait(ctx context.Context, lim *rate.Limiter, endpoint string) error {
 		return &Error{Class: ClassTransient, Endpoint: endpoint, NotDelivered: true, IsTransient: true,
 			Message: "waiting for the client-side rate limit: " + err.Error(), cause: err}
 	}
+}
+
+// reservation is one call the limiter already allowed, carried by a
+// context from Reserve to the request that uses it.
+type reservation struct {
+	limiter *rate.Limiter
+	used    atomic.Bool
+}
+
+type reservationKey struct{}
+
+// takeReservation reports whether ctx carries an unused reservation of
+// lim, and uses it up. A reservation of another app's limiter does not
+// count: it was not taken from this bucket.
+func takeReservation(ctx context.Context, lim *rate.Limiter) bool {
+	r, ok := ctx.Value(reservationKey{}).(*reservation)
+	return ok && r.limiter == lim && r.used.CompareAndSwap(false, true)
+}
+
+// Reserve waits for the app's rate limit; see API.Reserve.
+func (c *client) Reserve(ctx context.Context) (context.Context, error) {
+	if err := wait(ctx, c.limiter, EndpointSend); err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, reservationKey{}, &reservation{limiter: c.limiter}), nil
 }

@@ -84,9 +84,10 @@ func TestBusinessLoginPages(t *testing.T) {
 	}
 	denied := b.dumpDOM(resolveHref(t, env.FakeURL, authorizePage, "deny"))
 	expectText(t, "denied page", denied,
-		"Connection declined", "shop/support", "Permissions error",
+		"Not connected", "You chose not to connect your Instagram account.", "Details for the administrator",
+		"shop/support", "Permissions error",
 		"kubectl -n shop get instagramchannel support -o jsonpath=")
-	b.screenshot(denied, filepath.Join(shots, "login-denied.png"))
+	b.screenshot(denied, filepath.Join(shots, "login-denied.png"), desktopWidth, desktopHeight, false)
 
 	// 2. The channel publishes a new link; its code reaches the receiver
 	// only after it was used (a reload, a slow redirect).
@@ -100,15 +101,38 @@ func TestBusinessLoginPages(t *testing.T) {
 	expectText(t, "reused-code page", reused,
 		"This login expired or was already completed", "Matching code was not found or was already used",
 		"kubectl -n shop get instagramchannel support")
-	b.screenshot(reused, filepath.Join(shots, "login-error-code-used.png"))
+	b.screenshot(reused, filepath.Join(shots, "login-error-code-used.png"), desktopWidth, desktopHeight, true)
+	b.screenshot(reused, filepath.Join(shots, "login-error-code-used-phone.png"), phoneWidth, phoneHeight, true)
+	// Below 480 px labels stack above their values; wider, they sit beside
+	// them. Prose never breaks inside a word at either width.
+	for _, c := range []struct {
+		width int
+		want  string
+	}{{phoneWidth, "stacked"}, {desktopWidth, "inline"}} {
+		facts, broken := b.layout(reused, c.width)
+		for i, f := range facts {
+			if f != c.want {
+				t.Errorf("at %d px, fact %d of the reused-code page is %s, want %s", c.width, i, f, c.want)
+			}
+		}
+		if broken != "0" {
+			t.Errorf("at %d px, %s words of the reused-code page break across lines", c.width, broken)
+		}
+	}
 
 	// 3. The person opens the link again and clicks approve.
 	authorizePage = b.dumpDOM(link)
+	// The page waits for the manager's verdict: the real manager connects
+	// the account within the wait, so the page says so, and only then.
 	connected := b.dumpDOM(resolveHref(t, env.FakeURL, authorizePage, "approve"))
 	expectText(t, "success page", connected,
-		"Instagram account connected", "@corner.shop", "shop/support",
-		"kubectl -n shop wait --for=condition=Ready instagramchannel/support")
-	b.screenshot(connected, filepath.Join(shots, "login-connected.png"))
+		"Connected. You can close this tab.", "Your Instagram account @corner.shop is connected.",
+		"shop/support", "kubectl -n shop get instagramchannel support")
+	b.screenshot(connected, filepath.Join(shots, "login-connected.png"), desktopWidth, desktopHeight, false)
+	b.screenshot(connected, filepath.Join(shots, "login-connected-phone.png"), phoneWidth, phoneHeight, false)
+	if facts, broken := b.layout(connected, phoneWidth); broken != "0" || len(facts) == 0 {
+		t.Errorf("success page at %d px: facts %v, %s words broken", phoneWidth, facts, broken)
+	}
 
 	for _, page := range []string{denied, reused, connected} {
 		if strings.Contains(page, app.Secret) || strings.Contains(page, "state=") {
@@ -194,18 +218,74 @@ func (b *browser) dumpDOM(u string) string {
 	return b.run("--dump-dom", u)
 }
 
+// Viewport sizes: a phone (below the 480 px breakpoint) and a laptop.
+const (
+	phoneWidth, phoneHeight     = 390, 844
+	desktopWidth, desktopHeight = 1000, 700
+)
+
 // screenshot renders a page's DOM (self-contained: inline CSS, no assets)
-// to a PNG of a typical laptop window.
-func (b *browser) screenshot(dom, png string) {
+// to a PNG at the given window size, with the administrator's details
+// folded (as the owner sees it) or opened.
+func (b *browser) screenshot(dom, png string, width, height int, openDetails bool) {
 	b.t.Helper()
+	if openDetails {
+		dom = strings.Replace(dom, "<details>", "<details open>", 1)
+	}
 	src := filepath.Join(b.t.TempDir(), "page.html")
 	if err := os.WriteFile(src, []byte(dom), 0o644); err != nil {
 		b.t.Fatal(err)
 	}
-	b.run("--screenshot="+png, "--window-size=1000,700", "file://"+src)
+	b.run("--screenshot="+png, fmt.Sprintf("--window-size=%d,%d", width, height), "file://"+src)
 	if st, err := os.Stat(png); err != nil || st.Size() == 0 {
 		b.t.Fatalf("no screenshot at %s: %v", png, err)
 	}
+}
+
+// layoutProbe measures, in the rendered page, whether each fact's label
+// sits above its value ("stacked") or beside it ("inline"), and how many
+// words of prose break across lines. The page itself runs no script (its
+// CSP forbids it): the probe loads it into an iframe of the wanted width
+// (headless Chromium's window is never narrower than 500 px) and measures
+// from outside.
+const layoutProbe = `<script>
+f.addEventListener('load', () => {
+  const doc = f.contentDocument;
+  doc.querySelectorAll('details').forEach(d => d.open = true);
+  const facts = [...doc.querySelectorAll('.fact')].map(x => {
+    const t = x.querySelector('dt').getBoundingClientRect(), d = x.querySelector('dd').getBoundingClientRect();
+    return t.bottom <= d.top + 1 ? 'stacked' : 'inline';
+  });
+  let broken = 0;
+  const walk = doc.createTreeWalker(doc.querySelector('main'), NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    if (n.parentElement.closest('code, pre')) continue;
+    const re = /\S+/g; let m;
+    while ((m = re.exec(n.data))) {
+      const r = doc.createRange(); r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+      if (r.getClientRects().length > 1) broken++;
+    }
+  }
+  document.body.setAttribute('data-probe', facts.join(',') + ';broken=' + broken);
+});
+</script>`
+
+// layout returns the probe's findings for dom at a viewport width: the
+// facts' arrangement and how many words of prose broke across lines.
+func (b *browser) layout(dom string, width int) (facts []string, broken string) {
+	b.t.Helper()
+	probe := fmt.Sprintf(`<!DOCTYPE html><html><body style="margin:0"><iframe id="f" style="width:%dpx;height:%dpx;border:0" srcdoc="%s"></iframe>%s</body></html>`,
+		width, phoneHeight, html.EscapeString(dom), layoutProbe)
+	src := filepath.Join(b.t.TempDir(), "probe.html")
+	if err := os.WriteFile(src, []byte(probe), 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	out := b.run("--dump-dom", "--virtual-time-budget=3000", fmt.Sprintf("--window-size=%d,%d", desktopWidth+100, phoneHeight+100), "file://"+src)
+	m := regexp.MustCompile(`data-probe="([^";]*);broken=(\d+)"`).FindStringSubmatch(out)
+	if m == nil {
+		b.t.Fatalf("the layout probe did not run:\n%s", lastLines(out, 5))
+	}
+	return strings.Split(m[1], ","), m[2]
 }
 
 // resolveHref finds the link with the given class on the fake authorize

@@ -40,7 +40,9 @@ var _ = BeforeSuite(func() {
 	env, err = localenv.Start(context.Background(), localenv.Options{
 		Dir: GinkgoT().TempDir(),
 		// Short resyncs so drift repair shows within the test.
-		ManagerArgs:  []string{"--resync-interval=5s", "--zap-log-level=debug"},
+		// A short Instagram timeout keeps the send lease (timeout + 30 s
+		// outcome write + 15 s skew margin) within the tests' patience.
+		ManagerArgs:  []string{"--resync-interval=5s", "--zap-log-level=debug", "--instagram-timeout=5s"},
 		ReceiverArgs: []string{"--zap-log-level=debug"},
 	})
 	Expect(err).NotTo(HaveOccurred())

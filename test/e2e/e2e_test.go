@@ -256,9 +256,17 @@ var _ = Describe("the operator, end to end", Ordered, func() {
 		}, timeout).Should(Succeed())
 		Eventually(func() int { return env.Fake.CallCount(fake.EndpointSend) }, timeout).Should(BeNumerically(">", 0))
 
+		Expect(msg.Status.SendLease).NotTo(BeNil())
+		leaseExpiry := msg.Status.SendLease.ExpiresAt.Time
+
 		env.Manager.Kill()
 		Expect(env.Manager.Start(ctx)).To(Succeed())
 
+		By("the new manager leaves the message alone while the dead one's lease runs")
+		Consistently(func() igv1.Phase {
+			_ = k8sClient.Get(ctx, client.ObjectKeyFromObject(msg), msg)
+			return msg.Status.Phase
+		}, time.Until(leaseExpiry)-2*time.Second).Should(Equal(igv1.PhaseSending))
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(msg), msg)).To(Succeed())
 			g.Expect(msg.Status.Phase).To(Equal(igv1.PhaseFailed))

@@ -95,6 +95,8 @@ var _ = Describe("Business Login, end to end", Ordered, func() {
 		link := ch.Status.AuthorizationURL
 		code, page := login(link)
 		Expect(code).To(Equal(http.StatusOK), page)
+		// The page waited for the manager's verdict.
+		Expect(page).To(ContainSubstring("Connected. You can close this tab."))
 		Expect(page).To(ContainSubstring("@" + account.Username))
 		Expect(page).To(ContainSubstring(ns + "/sales"))
 

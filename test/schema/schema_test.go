@@ -102,8 +102,12 @@ var _ = Describe("CRD schema", func() {
 				Expect(err.Error()).To(ContainSubstring(want))
 			}
 		},
-		Entry("refreshBefore below 1m", mutate(channelYAML, map[string]any{"refreshBefore": "30s"}), "spec.refreshBefore"),
-		Entry("refreshBefore above 59 days", mutate(channelYAML, map[string]any{"refreshBefore": "1417h"}), "spec.refreshBefore"),
+		Entry("refreshBefore below 1m", mutate(channelYAML, map[string]any{"refreshBefore": "30s"}), "spec.refreshBefore must be a duration like 480h0m0s (units h, m, s) from 1m to 1416h (59 days), not \"30s\""),
+		Entry("refreshBefore above 59 days", mutate(channelYAML, map[string]any{"refreshBefore": "1417h"}), "spec.refreshBefore", `not "1417h"`),
+		// Days are no Go duration unit: the message shows the value and the
+		// accepted form, not a CEL error about type "string".
+		Entry("refreshBefore in days", mutate(channelYAML, map[string]any{"refreshBefore": "20d"}), "spec.refreshBefore must be a duration like 480h0m0s (units h, m, s) from 1m to 1416h (59 days), not \"20d\""),
+		Entry("messageRetention in days", mutate(channelYAML, map[string]any{"messageRetention": "7d"}), "spec.messageRetention must be 0s (keep) or a duration like 168h0m0s (units h, m, s) of at least 1h, not \"7d\""),
 		Entry("empty subscribedFields", mutate(channelYAML, map[string]any{"subscribedFields": []any{}}), "spec.subscribedFields"),
 		Entry("duplicate subscribedFields", mutate(channelYAML, map[string]any{"subscribedFields": []any{"messages", "messages"}}), "spec.subscribedFields", "Duplicate value"),
 		Entry("unknown subscribedFields value", mutate(channelYAML, map[string]any{"subscribedFields": []any{"messages", "bogus"}}), "spec.subscribedFields", "Unsupported value"),

@@ -438,6 +438,20 @@ func (s *Server) Subscriptions(userID string) []string {
 	return out
 }
 
+// SubscriptionsOf returns the fields the account is subscribed to for one
+// app, sorted; nil when that app is not subscribed.
+func (s *Server) SubscriptionsOf(appID, userID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fields, ok := s.subs[subKey{appID, userID}]
+	if !ok {
+		return nil
+	}
+	out := slices.Clone(fields)
+	sort.Strings(out)
+	return out
+}
+
 // RemoveSubscription removes the account's subscriptions for every app, as
 // when a person removes the app in Instagram's settings.
 func (s *Server) RemoveSubscription(userID string) {

@@ -496,6 +496,34 @@ func TestFaults(t *testing.T) {
 		t.Error("the processed send was not recorded")
 	}
 
+	// Held after processing: the message is out, the answer waits.
+	release := make(chan struct{})
+	e.fake.FailNext(EndpointSend, 1, Fault{AfterProcessing: true, Hold: release})
+	answered := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/v24.0/me/messages", strings.NewReader(`{"recipient":{"id":"1"},"message":{"text":"held"}}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			answered <- 0
+			return
+		}
+		_ = resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	for len(e.fake.Sent()) != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case code := <-answered:
+		t.Fatalf("held send answered before release: %d", code)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if code := <-answered; code != 200 {
+		t.Errorf("released send answered %d", code)
+	}
+
 	// Hang until the client gives up.
 	e.fake.FailNext(EndpointProfile, 1, Fault{Hang: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

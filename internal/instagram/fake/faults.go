@@ -45,6 +45,15 @@ type Fault struct {
 	DropConnection bool
 	// AfterProcessing lets the request take effect before the fault.
 	AfterProcessing bool
+	// AnswerDelay waits (wall time) after the request took effect (with
+	// AfterProcessing) and before answering: a window in which a client
+	// that dies leaves a delivered message without an answer.
+	AnswerDelay time.Duration
+	// Hold keeps the answer back until the channel is closed (or the
+	// client gives up): a slow Instagram under the test's control. With
+	// AfterProcessing the request has taken effect meanwhile (a send is
+	// in Sent()); without it, it takes effect when released.
+	Hold <-chan struct{}
 }
 
 // answersError reports whether the fault replaces the answer with an error.
@@ -113,6 +122,23 @@ func (s *Server) serveFault(w *statusWriter, r *http.Request, f *Fault, next fun
 	if f.AfterProcessing {
 		processed = httptest.NewRecorder()
 		next(processed, r)
+	}
+
+	if f.AnswerDelay > 0 {
+		t := time.NewTimer(f.AnswerDelay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if f.Hold != nil {
+		select {
+		case <-f.Hold:
+		case <-r.Context().Done():
+			return
+		}
 	}
 
 	if f.DropConnection {

@@ -63,3 +63,17 @@ func loginSecretChannel(o client.Object) (types.NamespacedName, bool) {
 	}
 	return types.NamespacedName{Namespace: ns, Name: name}, true
 }
+
+// sweepLogin deletes the login Secret handed over for a channel that no
+// longer exists.
+func (r *InstagramChannelReconciler) sweepLogin(ctx context.Context, channel types.NamespacedName) error {
+	s := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: r.Options.ClusterResourceNamespace, Name: names.LoginSecretName(channel.Namespace, channel.Name)}
+	if err := r.Get(ctx, key, s); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if got, ok := loginSecretChannel(s); !ok || got != channel {
+		return nil
+	}
+	return r.deleteLoginSecret(ctx, s)
+}

@@ -154,7 +154,12 @@ func (run *channelRun) wake(t time.Time) {
 func (r *InstagramChannelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	ch := &igv1.InstagramChannel{}
 	if err := r.Get(ctx, req.NamespacedName, ch); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			// A login handed over for a channel that is gone (its
+			// finalizer removed by hand) has no owner to take it along.
+			return ctrl.Result{}, r.sweepLogin(ctx, req.NamespacedName)
+		}
+		return ctrl.Result{}, err
 	}
 	// Token exchanges and refreshes are not idempotent: decide on the
 	// stored status, not on a cache that may not have seen the last patch

@@ -97,6 +97,8 @@ var _ = Describe("per-app webhook paths", func() {
 		Expect(request(url+ws.WebhookPath, body, ownSecret)).To(Equal(http.StatusOK))
 		Expect(request(url+ws.WebhookPath, body, "late-secret")).To(Equal(http.StatusUnauthorized), "past --shared-path-max-secrets")
 		Expect(request(url+latePath, body, "late-secret")).To(Equal(http.StatusOK))
+		Expect(handshake(url+ws.WebhookPath, "late-verify")).To(Equal(http.StatusForbidden), "a handshake there would promise deliveries that fail")
+		Expect(handshake(url+ws.WebhookPath, ownVerify)).To(Equal(http.StatusOK))
 
 		By("turned off, the shared path accepts nothing")
 		off := receiverWith(ws.Options{MaxSharedPathSecrets: -1})

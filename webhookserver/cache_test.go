@@ -34,13 +34,20 @@ var _ = Describe("the receiver's cache", func() {
 			ObjectMeta: metav1.ObjectMeta{Name: "labelled-opaque", Namespace: clusterNS, Labels: map[string]string{igv1.LabelAppCredentials: "true"}},
 			StringData: map[string]string{"k": "v"},
 		}
-		for _, s := range []*corev1.Secret{tenantApp, token, other} {
+		// Of the published type, but in a tenant's namespace: a tenant may
+		// create one; it must not reach the receiver.
+		planted := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "planted", Namespace: ns.Name, Labels: map[string]string{igv1.LabelAppCredentials: "true"}},
+			Type:       igv1.AppCredentialsSecretType,
+			StringData: map[string]string{igv1.AppSecretKeyAppSecret: "s"},
+		}
+		for _, s := range []*corev1.Secret{tenantApp, token, other, planted} {
 			Expect(k8s.Create(ctx, s)).To(Succeed())
 		}
 
 		Eventually(func() error { return mgrCache.Get(ctx, client.ObjectKeyFromObject(published), &corev1.Secret{}) }).Should(Succeed())
 		Consistently(func(g Gomega) {
-			for _, s := range []*corev1.Secret{tenantApp, token, other} {
+			for _, s := range []*corev1.Secret{tenantApp, token, other, planted} {
 				err := mgrCache.Get(ctx, client.ObjectKeyFromObject(s), &corev1.Secret{})
 				g.Expect(err).To(HaveOccurred(), "cached: %s/%s", s.Namespace, s.Name)
 			}

@@ -327,7 +327,8 @@ func (s *Server) candidates(ctx context.Context, r *http.Request) (apps []AppCre
 }
 
 // handleVerify answers Meta's subscription handshake: on an app's path with
-// that app's verify token, on the shared path with any app's.
+// that app's verify token, on the shared path with the verify token of an
+// app the shared path still serves.
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	challenge := q.Get("hub.challenge")
@@ -336,14 +337,9 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		respond(w, http.StatusForbidden, "forbidden")
 		return
 	}
-	var apps []AppCredentials
-	var err error
-	if r.PathValue("app") == "" {
-		// Comparing verify tokens is cheap: every app, not a bounded few.
-		apps, err = s.dir.credentials(r.Context())
-	} else {
-		apps, _, err = s.candidates(r.Context(), r)
-	}
+	// The same apps as a delivery on this path is checked against: a
+	// handshake that succeeds promises deliveries that verify.
+	apps, _, err := s.candidates(r.Context(), r)
 	if errors.Is(err, errUnknownPath) {
 		respond(w, http.StatusNotFound, "not found")
 		return

@@ -122,10 +122,10 @@ const (
 	// LabelDirection is "incoming" or "outgoing".
 	LabelDirection = "instagram.leadchat.io/direction"
 	// LabelWatch (value "true") marks every Secret the operator manages or
-	// references (app Secrets, initial token Secrets, managed token Secrets).
-	// The manager and the receiver cache only Secrets with this label, never
-	// every Secret of the cluster; the manager adds it to a referenced Secret
-	// after reading it once without the cache.
+	// references (app Secrets, initial token Secrets, managed token Secrets,
+	// published app credentials, login hand-overs). The manager caches only
+	// Secrets with this label, never every Secret of the cluster; it adds it
+	// to a referenced Secret after reading it once without the cache.
 	LabelWatch = "instagram.leadchat.io/watch"
 	// LabelAppCredentials (value "true") marks the Secrets into which the
 	// manager publishes an app's credentials for the webhook receiver
@@ -143,9 +143,14 @@ const (
 	AnnotationAppNamespace   = "instagram.leadchat.io/app-namespace"
 	AnnotationAppName        = "instagram.leadchat.io/app-name"
 
-	// LoginSecretType is the type of a login hand-over Secret (see
-	// LoginSecretSuffix); AnnotationChannelNamespace, AnnotationChannelName
-	// and AnnotationChannelUID name the channel it is for.
+	// LoginSecretType is the type of the Secret through which a completed
+	// Business Login hands its short-lived token (key accessToken) to the
+	// manager. The receiver creates it in the operator's namespace (it has no
+	// access to the channel's), named names.LoginSecretName(namespace,
+	// channel) and labelled LabelWatch; AnnotationChannelNamespace,
+	// AnnotationChannelName and AnnotationChannelUID name the channel it is
+	// for. The manager exchanges the token, writes the managed token Secret
+	// and deletes the login Secret.
 	LoginSecretType            = "instagram.leadchat.io/login"
 	AnnotationChannelNamespace = "instagram.leadchat.io/channel-namespace"
 	AnnotationChannelName      = "instagram.leadchat.io/channel-name"
@@ -181,16 +186,6 @@ const (
 	// AppFinalizer keeps a deleted app until no channel uses it, so every
 	// channel can still unsubscribe with the app's credentials.
 	AppFinalizer = "instagram.leadchat.io/app-in-use"
-
-	// LoginSecretSuffix named the login hand-over Secret in the channel's
-	// namespace ("<channel>-instagram-login") before the receiver lost its
-	// access to tenant namespaces. A completed Business Login now hands its
-	// short-lived token (key accessToken) to the manager through a Secret of
-	// type LoginSecretType in the operator's namespace, named
-	// names.LoginSecretName(namespace, channel) and labelled LabelWatch. The
-	// manager exchanges the token, writes the managed token Secret and
-	// deletes the login Secret.
-	LoginSecretSuffix = "-instagram-login"
 
 	// AnnotationNonce on a login Secret holds the nonce of the OAuth state
 	// the login completed; the manager consumes the Secret only while it

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/sink"
 )
 
 // WebhookPath is where Meta delivers webhooks (the app's status.webhookURL).
@@ -71,6 +72,8 @@ type Options struct {
 	Parallelism int
 	// Login configures the Business Login callback (CallbackPath).
 	Login LoginOptions
+	// Sink bounds the delivery of events to channels' sinks.
+	Sink sink.Options
 
 	// Clock decides about event ages; the real clock when nil.
 	Clock clock.PassiveClock
@@ -140,6 +143,7 @@ func New(o Options) *Server {
 		grace:          o.OrphanGrace,
 		unclaimedGrace: o.UnclaimedGrace,
 		parallel:       o.Parallelism,
+		sink:           sink.NewSender(o.Sink),
 	}
 	s.handler = instrument(s.routes())
 	return s

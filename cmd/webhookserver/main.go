@@ -23,6 +23,7 @@ import (
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/cmdutil"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/sink"
 	"github.com/leadchat/instagram-operator/webhookserver"
 )
 
@@ -38,6 +39,7 @@ type flags struct {
 	publicURL, clusterResourceNamespace        string
 	metricsAddr, probeAddr, bindAddr           string
 	maxBodyBytes                               int64
+	sinkMaxInFlight                            int
 }
 
 func parseFlags() (flags, zap.Options) {
@@ -54,6 +56,7 @@ func parseFlags() (flags, zap.Options) {
 	flag.StringVar(&f.bindAddr, "bind-address", ":8443", "Public listener for Meta's webhook deliveries.")
 	flag.Int64Var(&f.maxBodyBytes, "max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
 	opts := zap.Options{}
+	flag.IntVar(&f.sinkMaxInFlight, "sink-max-in-flight", sink.DefaultMaxInFlight, "Most CloudEvents in flight to one event sink at once.")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	return f, opts
@@ -96,6 +99,7 @@ func run() error {
 		ClusterResourceNamespace: f.clusterResourceNamespace,
 		BindAddress:              f.bindAddr,
 		MaxBodyBytes:             f.maxBodyBytes,
+		Sink:                     sink.Options{MaxInFlight: f.sinkMaxInFlight},
 		Logger:                   ctrl.Log.WithName("webhookserver"),
 		// The Business Login callback exchanges codes and names the
 		// connected account.

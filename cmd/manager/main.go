@@ -143,6 +143,14 @@ func run() error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up channel controller: %w", err)
 	}
+	outcomes := &controllers.OutcomeEmitter{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("instagram-sink"),
+		Clock:    clock.RealClock{},
+	}
+	if err := mgr.Add(outcomes); err != nil {
+		return fmt.Errorf("set up outcome emitter: %w", err)
+	}
 	if err := (&controllers.InstagramMessageReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -151,6 +159,7 @@ func run() error {
 		Clock:     clock.RealClock{},
 		Instagram: ig,
 		Options:   controllers.MessageOptions{MaxPendingAge: f.maxPendingAge},
+		Outcomes:  outcomes,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up message controller: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -210,12 +211,15 @@ func result(ctx context.Context, res error) error {
 		permanent, reason := Classify(hr.StatusCode)
 		return &Error{StatusCode: hr.StatusCode, Permanent: permanent, Reason: reason, Err: errors.New(http.StatusText(hr.StatusCode))}
 	}
+	// A transport error names the URL, which may carry credentials.
+	var uerr *url.Error
+	if errors.As(res, &uerr) {
+		res = fmt.Errorf("%s %s: %w", uerr.Op, RedactURI(uerr.URL), uerr.Err)
+	}
 	var nerr net.Error
 	switch {
 	case ctx.Err() != nil || errors.As(res, &nerr) && nerr.Timeout():
 		return &Error{Reason: "timeout", Err: res}
-	case cloudevents.IsUndelivered(res):
-		return &Error{Reason: "unreachable", Err: res}
 	}
 	return &Error{Reason: "unreachable", Err: res}
 }

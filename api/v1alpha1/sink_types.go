@@ -52,6 +52,7 @@ type KReference struct {
 // Destination is where events go: an Addressable object (ref), a URI, or a
 // URI relative to the ref's address.
 // +kubebuilder:validation:XValidation:rule="has(self.ref) || has(self.uri)",message="a sink needs ref or uri"
+// +kubebuilder:validation:XValidation:rule="has(self.ref) || !has(self.uri) || !self.uri.startsWith('/')",message="a relative uri needs a ref"
 type Destination struct {
 	// ref names an Addressable (a Knative Broker, Channel, KafkaSink,
 	// Service...); its status.address.url is the sink.

@@ -62,18 +62,49 @@ func (g *ingester) store(ctx context.Context, ev *event) (string, error) {
 	if s == nil {
 		return g.apply(ctx, ev)
 	}
-	result := resultSunk
+	var result string
 	var applyErr error
-	if !s.skipObjects {
+	if s.skipObjects {
+		result, applyErr = g.applyToOutgoing(ctx, ev)
+	} else {
 		result, applyErr = g.apply(ctx, ev)
-		if applyErr != nil && !errors.Is(applyErr, errInvalid) {
-			return result, applyErr
-		}
+	}
+	if applyErr != nil && !errors.Is(applyErr, errInvalid) {
+		return result, applyErr
 	}
 	if err := g.emit(ctx, ev, s); err != nil {
 		return resultError, err
 	}
 	return result, applyErr
+}
+
+// applyToOutgoing is what object-less mode still stores: outgoing
+// messages stay objects, so a read receipt still moves their watermark,
+// and a reaction, edit or unsend of one the manager sent is still recorded
+// on it. Everything else goes to the sink only; an event about a message
+// that is not an object is not retried (it never will be one).
+func (g *ingester) applyToOutgoing(ctx context.Context, ev *event) (string, error) {
+	var mid string
+	switch ev.typ {
+	case EventRead:
+		return g.apply(ctx, ev)
+	case EventReaction:
+		mid = ev.item.Reaction.MID
+	case EventEdit:
+		mid = ev.item.MessageEdit.MID
+	case EventUnsend:
+		mid = ev.item.Message.MID
+	default:
+		return resultSunk, nil
+	}
+	if mid == "" {
+		return resultSunk, nil
+	}
+	out, err := g.findOutgoing(ctx, ev.route, mid)
+	if err != nil || out == nil {
+		return resultSunk, err
+	}
+	return g.apply(ctx, ev)
 }
 
 // emit sends ev's CloudEvent to the sink. An event that cannot be encoded

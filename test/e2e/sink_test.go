@@ -114,6 +114,11 @@ var _ = Describe("an event sink, end to end", Ordered, func() {
 
 		Expect(env.Fake.DeliverRead(ctx, reply.Status.MessageID)).To(Succeed())
 		Eventually(func() []cloudevents.Event { return ofType(sink.TypeMessageRead) }, timeout).Should(HaveLen(1))
+		// Outgoing messages stay objects: the read watermark still applies.
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(reply), reply)).To(Succeed())
+			g.Expect(reply.Status.Phase).To(Equal(igv1.PhaseRead))
+		}, timeout).Should(Succeed())
 		Consistently(func() []cloudevents.Event { return ofType(sink.TypeMessageSent) }, 2*time.Second).Should(HaveLen(1))
 	})
 })

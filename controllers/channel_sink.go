@@ -54,7 +54,13 @@ func (r *InstagramChannelReconciler) reconcileSink(ctx context.Context, run *cha
 	if sp == nil {
 		ch.Status.SinkURI, ch.Status.Sink = "", nil
 		meta.RemoveStatusCondition(&ch.Status.Conditions, igv1.ConditionSinkProvided)
+		sink.Forget(sink.Channel{Namespace: ch.Namespace, Name: ch.Name})
 		return nil, nil
+	}
+	// Every series starts at zero, so rate() and the alerts work from the
+	// first scrape.
+	for _, result := range []string{sink.ResultDelivered, sink.ResultFailed, sink.ResultRetried, sink.ResultDeadLettered, sink.ResultLost} {
+		sink.EventsTotal.WithLabelValues(ch.Namespace, ch.Name, result)
 	}
 	if sp.Ref != nil {
 		run.wake(run.now.Add(sinkRecheck))

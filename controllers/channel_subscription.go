@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/sink"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 )
 
@@ -141,6 +142,7 @@ func (r *InstagramChannelReconciler) subscriptionCheckFailed(ctx context.Context
 // forgetChannel drops what this process remembers of a channel.
 func (r *InstagramChannelReconciler) forgetChannel(ch *igv1.InstagramChannel) {
 	r.checkedAt.Delete(ch.UID)
+	sink.Forget(sink.Channel{Namespace: ch.Namespace, Name: ch.Name})
 	r.checkFailures.Delete(ch.UID)
 }
 

@@ -24,7 +24,10 @@ import (
 // A channel in object-less mode, its sink a CloudEvents receiver built with
 // the SDK: the manager resolves the sink, the receiver sends incoming
 // events only there, the manager sends the outcome of a reply.
-var _ = Describe("an event sink, end to end", Ordered, func() {
+//
+// It runs first (SpecPriority), so that the main suite's check of the
+// metrics the alerts use finds the sink series of this channel.
+var _ = Describe("an event sink, end to end", Ordered, SpecPriority(1), func() {
 	ctx := context.Background()
 	ns := "stream-" + rand.String(5)
 	app := localenv.App{ID: "1000000000000018", Secret: "e2e-sink-secret-" + rand.String(8), VerifyToken: "e2e-sink-verify", Name: "sinkapp"}

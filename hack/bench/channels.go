@@ -36,6 +36,9 @@ type bench struct {
 	// fast writes without client-side throttling.
 	fast      client.Client
 	clientset kubernetes.Interface
+	// objectPathBest is the receiver scenario's best deliveries/s into
+	// objects, which the sink scenario compares with.
+	objectPathBest float64
 }
 
 // channel is one Ready channel and its account.

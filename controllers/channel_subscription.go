@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
-	"github.com/leadchat/instagram-operator/internal/sink"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/sink"
 )
 
 // defaultSubscribedFields mirrors the CRD default, for objects that predate

@@ -223,12 +223,13 @@ func (e *OutcomeEmitter) deliver(ctx context.Context, ch *igv1.InstagramChannel,
 		st.failingSince = now
 	}
 	retry, policy, delay := deliveryPolicy(d)
-	// An unresolved sink is no answer: it may resolve; the outcome waits.
-	unresolved := ch.Status.SinkURI == ""
-	if !unresolved && (sink.IsPermanent(err) || st.attempts >= retry) {
+	// An unresolved sink, or one whose circuit is open, was not tried: the
+	// outcome waits without spending its retries.
+	tried := ch.Status.SinkURI != "" && sink.ReasonOf(err) != "circuit_open"
+	if tried && (sink.IsPermanent(err) || st.attempts >= retry) {
 		return e.deadLetter(ctx, ch, msg, ev, timeout, status, st, err)
 	}
-	if !unresolved {
+	if tried {
 		st.attempts++
 		sink.EventsTotal.WithLabelValues(sc.Namespace, sc.Name, sink.ResultRetried).Inc()
 	}

@@ -42,8 +42,8 @@ func TestOutcomeGolden(t *testing.T) {
 	failed := base.DeepCopy()
 	failed.Name, failed.UID = "reply-2", "0b7f7a52-7a43-4b8e-bb43-2f1d9c1e6a02"
 	failed.Status = igv1.InstagramMessageStatus{Phase: igv1.PhaseFailed, Reason: igv1.ReasonOutsideWindow, Attempts: 1,
-		Message: "the customer's last message is older than 24 hours",
-		Error:   &igv1.MessageError{Code: 10, Subcode: 2534022, Type: "OAuthException", Message: "This message is sent outside of allowed window."},
+		Message:    "the customer's last message is older than 24 hours",
+		Error:      &igv1.MessageError{Code: 10, Subcode: 2534022, Type: "OAuthException", Message: "This message is sent outside of allowed window."},
 		Conditions: []metav1.Condition{{Type: igv1.ConditionReady, Status: metav1.ConditionFalse, Reason: igv1.ReasonOutsideWindow, LastTransitionTime: failedAt}}}
 
 	for _, msg := range []*igv1.InstagramMessage{sent, failed} {

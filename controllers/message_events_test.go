@@ -319,7 +319,7 @@ var _ = Describe("Sink resolution", func() {
 				"names": map[string]any{"plural": "brokers", "singular": "broker", "kind": "Broker", "listKind": "BrokerList"},
 				"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
 					"subresources": map[string]any{"status": map[string]any{}},
-					"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+					"schema":       map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
 			},
 		}}
 		err := k8sClient.Create(ctx, crd)

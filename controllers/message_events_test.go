@@ -2,9 +2,9 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -373,14 +373,28 @@ var _ = Describe("Sink resolution", func() {
 		}
 	})
 
-	It("refuses a sink uri that is not http(s) at admission", func() {
-		ch := &igv1.InstagramChannel{
-			ObjectMeta: metav1.ObjectMeta{Name: "bad-sink", Namespace: ns},
-			Spec: igv1.InstagramChannelSpec{AppRef: igv1.AppReference{Name: "app"},
-				Sink: &igv1.SinkSpec{Destination: igv1.Destination{URI: "ftp://files.example.com/"}}},
+	It("refuses a bad sink at admission, naming the field", func() {
+		tests := map[string]struct {
+			sink igv1.SinkSpec
+			want string
+		}{
+			"not http(s)":          {igv1.SinkSpec{Destination: igv1.Destination{URI: "ftp://files.example.com/"}}, "uri must be an http or https URL"},
+			"relative without ref": {igv1.SinkSpec{Destination: igv1.Destination{URI: "/events"}}, "a relative uri needs a ref"},
+			"neither ref nor uri":  {igv1.SinkSpec{Destination: igv1.Destination{CACerts: "x"}}, "a sink needs ref or uri"},
+			"timeout too long": {igv1.SinkSpec{Destination: igv1.Destination{URI: "https://e.example.com/"},
+				Delivery: &igv1.SinkDelivery{Timeout: &metav1.Duration{Duration: time.Minute}}}, "timeout must be between 100ms and 30s"},
+			"unknown mode": {igv1.SinkSpec{Destination: igv1.Destination{URI: "https://e.example.com/"}, IncomingObjects: "Sometimes"}, "spec.sink.incomingObjects"},
 		}
-		err := k8sClient.Create(ctx, ch)
-		Expect(err).To(HaveOccurred())
-		Expect(strings.Contains(err.Error(), "uri must be an http or https URL")).To(BeTrue(), err.Error())
+		i := 0
+		for name, tc := range tests {
+			i++
+			ch := &igv1.InstagramChannel{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bad-sink-%d", i), Namespace: ns},
+				Spec:       igv1.InstagramChannelSpec{AppRef: igv1.AppReference{Name: "app"}, Sink: &tc.sink},
+			}
+			err := k8sClient.Create(ctx, ch)
+			Expect(err).To(HaveOccurred(), name)
+			Expect(err.Error()).To(ContainSubstring(tc.want), name)
+		}
 	})
 })

@@ -69,37 +69,46 @@ func (r *InstagramChannelReconciler) reconcileSink(ctx context.Context, run *cha
 	if err != nil {
 		return nil, err
 	}
-	var dl resolvedSink
-	if reason == "" && sp.Delivery != nil && sp.Delivery.DeadLetterSink != nil {
-		var dlReason, dlMsg string
-		dl, dlReason, dlMsg, err = r.resolveDestination(ctx, ch.Namespace, sp.Delivery.DeadLetterSink)
-		if err != nil {
-			return nil, err
-		}
-		if dlReason != "" {
-			reason, msg = dlReason, "dead-letter sink: "+dlMsg
-			if sp.Delivery.DeadLetterSink.Ref != nil {
-				run.wake(run.now.Add(sinkRecheck))
-			}
-		}
-	}
 	if reason != "" {
 		ch.Status.SinkURI, ch.Status.Sink = "", nil
 		r.setCondition(run, igv1.ConditionSinkProvided, metav1.ConditionFalse, reason, msg)
-		h := &halt{reason: reason, message: msg}
-		if reason == igv1.ReasonSinkInvalid {
-			h.stalled = true
-		} else {
-			h.retryAt = run.now.Add(sinkRecheck)
-		}
-		return h, nil
+		return sinkHalt(run, reason, msg), nil
 	}
 	ch.Status.SinkURI = main.uri
-	ch.Status.Sink = &igv1.SinkStatus{URI: main.uri, CACerts: main.caCerts, Audience: main.audience,
-		DeadLetterSinkURI: dl.uri, DeadLetterSinkCACerts: dl.caCerts}
+	ch.Status.Sink = &igv1.SinkStatus{URI: main.uri, CACerts: main.caCerts, Audience: main.audience}
+	// A dead-letter sink that does not resolve leaves the sink in use (it
+	// only matters for refused outgoing outcomes, which wait for it), but
+	// the condition says so.
+	if sp.Delivery != nil && sp.Delivery.DeadLetterSink != nil {
+		dl, dlReason, dlMsg, err := r.resolveDestination(ctx, ch.Namespace, sp.Delivery.DeadLetterSink)
+		if err != nil {
+			return nil, err
+		}
+		if sp.Delivery.DeadLetterSink.Ref != nil {
+			run.wake(run.now.Add(sinkRecheck))
+		}
+		if dlReason != "" {
+			msg = "dead-letter sink: " + dlMsg
+			r.setCondition(run, igv1.ConditionSinkProvided, metav1.ConditionFalse, dlReason, msg)
+			return sinkHalt(run, dlReason, msg), nil
+		}
+		ch.Status.Sink.DeadLetterSinkURI, ch.Status.Sink.DeadLetterSinkCACerts = dl.uri, dl.caCerts
+	}
 	r.setCondition(run, igv1.ConditionSinkProvided, metav1.ConditionTrue, igv1.ReasonSinkResolved,
 		"events go to "+sink.RedactURI(main.uri))
 	return nil, nil
+}
+
+// sinkHalt is the channel's Ready reason for a sink that does not resolve:
+// a human must fix an invalid one; the others are checked again.
+func sinkHalt(run *channelRun, reason, msg string) *halt {
+	h := &halt{reason: reason, message: msg}
+	if reason == igv1.ReasonSinkInvalid {
+		h.stalled = true
+	} else {
+		h.retryAt = run.now.Add(sinkRecheck)
+	}
+	return h
 }
 
 // resolveDestination resolves d; a non-empty reason says why it does not

@@ -246,6 +246,12 @@ func (e *OutcomeEmitter) deliver(ctx context.Context, ch *igv1.InstagramChannel,
 // retried with the channel's backoff, for as long as it takes.
 func (e *OutcomeEmitter) deadLetter(ctx context.Context, ch *igv1.InstagramChannel, msg *igv1.InstagramMessage, ev cloudevents.Event, timeout time.Duration, status igv1.SinkStatus, st *outcomeState, cause error) time.Duration {
 	sc := sink.Channel{Namespace: ch.Namespace, Name: ch.Name}
+	if d := ch.Spec.Sink.Delivery; status.DeadLetterSinkURI == "" && d != nil && d.DeadLetterSink != nil {
+		// There is one, not resolved yet (SinkProvided says why): wait.
+		_, policy, delay := deliveryPolicy(d)
+		st.attempts++
+		return backoff(policy, delay, st.attempts)
+	}
 	if status.DeadLetterSinkURI == "" {
 		sink.EventsTotal.WithLabelValues(sc.Namespace, sc.Name, sink.ResultLost).Inc()
 		e.warn(ch, igv1.ReasonSinkEventLost, "Outcome %s of message %s not delivered and no dead-letter sink: %v", ev.Type(), msg.Name, cause)

@@ -154,9 +154,11 @@ var _ = Describe("Outcome emitter", func() {
 				AppRef: igv1.AppReference{Name: "app"},
 				Sink: &igv1.SinkSpec{Destination: igv1.Destination{URI: main.url}, Delivery: &igv1.SinkDelivery{
 					Retry: ptr.To(retry), BackoffDelay: &metav1.Duration{Duration: 2 * time.Second},
-					DeadLetterSink: &igv1.Destination{URI: dead.url},
 				}},
 			},
+		}
+		if withDeadLetter {
+			ch.Spec.Sink.Delivery.DeadLetterSink = &igv1.Destination{URI: dead.url}
 		}
 		Expect(k8sClient.Create(ctx, ch)).To(Succeed())
 		ch.Status.SinkURI = main.url
@@ -241,6 +243,18 @@ var _ = Describe("Outcome emitter", func() {
 		Expect(em.process(ctx, msgKey)).To(BeZero())
 		Expect(dead.events()).To(HaveLen(1))
 		Expect(done()).To(BeTrue())
+	})
+
+	It("waits for a dead-letter sink that does not resolve yet, rather than losing the outcome", func() {
+		setup(0, true)
+		var ch igv1.InstagramChannel
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "support"}, &ch)).To(Succeed())
+		ch.Status.Sink.DeadLetterSinkURI = ""
+		Expect(k8sClient.Status().Update(ctx, &ch)).To(Succeed())
+		main.answer.Store(http.StatusBadRequest)
+		Expect(em.process(ctx, msgKey)).To(BeNumerically(">", 0))
+		Expect(done()).To(BeFalse())
+		Expect(rec.Events).NotTo(Receive())
 	})
 
 	It("records a lost outcome without a dead-letter sink", func() {
@@ -356,6 +370,26 @@ var _ = Describe("Sink resolution", func() {
 			_, reason := condition(ch)
 			Expect(reason).To(Equal(igv1.ReasonSinkNotFound), ref.Kind)
 		}
+	})
+
+	It("keeps a resolved sink in use while only its dead-letter sink does not resolve", func() {
+		ch := &igv1.InstagramChannel{
+			ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: ns, Generation: 1},
+			Spec: igv1.InstagramChannelSpec{Sink: &igv1.SinkSpec{
+				Destination: igv1.Destination{URI: "https://events.example.com/"},
+				Delivery: &igv1.SinkDelivery{DeadLetterSink: &igv1.Destination{
+					Ref: &igv1.KReference{APIVersion: "v1", Kind: "ConfigMap", Name: "absent"}}},
+			}},
+		}
+		run := &channelRun{ch: ch, original: ch.DeepCopy(), now: time.Now().UTC().Truncate(time.Second)}
+		h, err := r.reconcileSink(ctx, run)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(h).NotTo(BeNil())
+		Expect(ch.Status.SinkURI).To(Equal("https://events.example.com/"))
+		Expect(ch.Status.Sink.DeadLetterSinkURI).To(BeEmpty())
+		c := meta.FindStatusCondition(ch.Status.Conditions, igv1.ConditionSinkProvided)
+		Expect(c.Reason).To(Equal(igv1.ReasonSinkNotFound))
+		Expect(c.Message).To(HavePrefix("dead-letter sink: "))
 	})
 
 	It("stalls on a ref to another namespace and on unparseable CA certificates", func() {

@@ -55,8 +55,8 @@ func parseFlags() (flags, zap.Options) {
 	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.StringVar(&f.bindAddr, "bind-address", ":8443", "Public listener for Meta's webhook deliveries.")
 	flag.Int64Var(&f.maxBodyBytes, "max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
-	opts := zap.Options{}
 	flag.IntVar(&f.sinkMaxInFlight, "sink-max-in-flight", sink.DefaultMaxInFlight, "Most CloudEvents in flight to one event sink at once.")
+	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	return f, opts

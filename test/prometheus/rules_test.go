@@ -32,6 +32,7 @@ import (
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/controllers"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/sink"
 	"github.com/leadchat/instagram-operator/webhookserver"
 )
 
@@ -146,6 +147,13 @@ func exportedMetrics(t *testing.T) exported {
 	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, webhookserver.CallbackPath, nil))
 	if rec.Code < 400 {
 		t.Fatalf("callback without a state answered %d, want an error page", rec.Code)
+	}
+
+	// Sink series exist per channel once it has a sink; one channel's
+	// series carry every result the receiver and the manager write (the
+	// constants they count with), so an alert on a misspelt result fails.
+	for _, result := range []string{sink.ResultDelivered, sink.ResultFailed, sink.ResultRetried, sink.ResultDeadLettered, sink.ResultLost} {
+		sink.EventsTotal.WithLabelValues("acme", "support", result)
 	}
 
 	mfs, err := prometheus.Gatherers{reg, ctrlmetrics.Registry}.Gather()

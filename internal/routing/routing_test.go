@@ -54,9 +54,9 @@ func TestOwner(t *testing.T) {
 			awaitingLogin(connected(channel("a", "first", t0), t0)), connected(channel("b", "second", t0), t0.Add(time.Hour)),
 		}, want: "a/first"},
 		"only refused ones: nobody": {claimants: []*igv1.InstagramChannel{refused(channel("a", "x", t0))}, want: ""},
-		"oldest wins":          {claimants: []*igv1.InstagramChannel{channel("b", "x", t0.Add(time.Second)), channel("z", "y", t0)}, want: "z/y"},
-		"tie: namespace first": {claimants: []*igv1.InstagramChannel{channel("b", "a", t0), channel("a", "z", t0)}, want: "a/z"},
-		"tie: then name":       {claimants: []*igv1.InstagramChannel{channel("a", "z", t0), channel("a", "b", t0)}, want: "a/b"},
+		"oldest wins":               {claimants: []*igv1.InstagramChannel{channel("b", "x", t0.Add(time.Second)), channel("z", "y", t0)}, want: "z/y"},
+		"tie: namespace first":      {claimants: []*igv1.InstagramChannel{channel("b", "a", t0), channel("a", "z", t0)}, want: "a/z"},
+		"tie: then name":            {claimants: []*igv1.InstagramChannel{channel("a", "z", t0), channel("a", "b", t0)}, want: "a/b"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -23,7 +23,7 @@ func (r *InstagramChannelReconciler) reconcileAccount(ctx context.Context, run *
 		if err != nil {
 			return r.instagramFailure(ctx, run, "look up the account", err, igv1.ReasonInstagramError), nil
 		}
-		setAccount(ch, acc)
+		setAccount(ch, acc, run.now)
 		run.accountFresh = true
 	}
 	// The managed Secret carries the userID workloads route by.
@@ -33,7 +33,22 @@ func (r *InstagramChannelReconciler) reconcileAccount(ctx context.Context, run *
 	return r.checkOwnership(ctx, run)
 }
 
-func setAccount(ch *igv1.InstagramChannel, acc *instagram.Account) {
+// setAccount stores the account behind the token. connectedAt, which
+// decides who owns an account (internal/routing), is kept while the account
+// stays the same; a channel that recorded the account before connectedAt
+// existed gets its creation time, the order it had; a new account is
+// connected now.
+func setAccount(ch *igv1.InstagramChannel, acc *instagram.Account, now time.Time) {
+	prev := ch.Status.Account
+	var connected *metav1.Time
+	switch {
+	case prev != nil && prev.UserID == acc.UserID && prev.ConnectedAt != nil:
+		connected = prev.ConnectedAt
+	case prev != nil && prev.UserID == acc.UserID:
+		connected = ch.CreationTimestamp.DeepCopy()
+	default:
+		connected = &metav1.Time{Time: now.UTC().Truncate(time.Second)}
+	}
 	ch.Status.Account = &igv1.AccountStatus{
 		UserID:            acc.UserID,
 		ID:                acc.ID,
@@ -41,11 +56,13 @@ func setAccount(ch *igv1.InstagramChannel, acc *instagram.Account) {
 		Name:              acc.Name,
 		AccountType:       acc.AccountType,
 		ProfilePictureURL: acc.ProfilePictureURL,
+		ConnectedAt:       connected,
 	}
 }
 
-// checkOwnership halts a channel whose account an older channel serves: one
-// account, one channel, cluster-wide; the oldest wins.
+// checkOwnership halts a channel whose account another channel serves: one
+// account, one channel, cluster-wide; the first admitted channel to connect
+// it wins (internal/routing).
 func (r *InstagramChannelReconciler) checkOwnership(ctx context.Context, run *channelRun) (*halt, error) {
 	userID := accountUserID(run.ch)
 	if userID == "" {
@@ -113,7 +130,7 @@ func (r *InstagramChannelReconciler) liveAccountOwner(ctx context.Context, ch *i
 	owner := ch
 	for i := range list.Items {
 		other := &list.Items[i]
-		if other.UID != ch.UID && accountUserID(other) == userID && olderChannel(other, owner) {
+		if other.UID != ch.UID && accountUserID(other) == userID && routing.Admitted(other) && olderChannel(other, owner) {
 			owner = other
 		}
 	}
@@ -130,7 +147,7 @@ func (r *InstagramChannelReconciler) accountOwner(ctx context.Context, ch *igv1.
 	owner := ch
 	for i := range list.Items {
 		other := &list.Items[i]
-		if other.UID != ch.UID && olderChannel(other, owner) {
+		if other.UID != ch.UID && routing.Admitted(other) && olderChannel(other, owner) {
 			owner = other
 		}
 	}

@@ -205,7 +205,7 @@ func (r *InstagramChannelReconciler) adoptToken(ctx context.Context, run *channe
 			}
 			return r.exchangeFailed(run, meErr), nil
 		}
-		setAccount(run.ch, acc)
+		setAccount(run.ch, acc, run.now)
 		run.accountFresh = true
 		token = src.token
 		switch {

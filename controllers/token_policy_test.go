@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
@@ -325,6 +326,32 @@ func TestDecideExchangeFallback(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if got := DecideExchangeFallback(tc.class, tc.secretRejected); got != tc.want {
 				t.Errorf("DecideExchangeFallback = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetAccountConnectedAt(t *testing.T) {
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := created.Add(72 * time.Hour)
+	earlier := metav1.NewTime(created.Add(time.Hour))
+	acc := &instagram.Account{UserID: "17841400000000001", Username: "acme"}
+	tests := map[string]struct {
+		prev *igv1.AccountStatus
+		want time.Time
+	}{
+		"a first connect is now":                    {prev: nil, want: now},
+		"the same account keeps its time":           {prev: &igv1.AccountStatus{UserID: acc.UserID, ConnectedAt: &earlier}, want: earlier.Time},
+		"recorded before connectedAt: its creation": {prev: &igv1.AccountStatus{UserID: acc.UserID}, want: created},
+		"another account behind a new token: now":   {prev: &igv1.AccountStatus{UserID: "17841400000000002", ConnectedAt: &earlier}, want: now},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			ch := &igv1.InstagramChannel{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(created)}}
+			ch.Status.Account = tc.prev
+			setAccount(ch, acc, now)
+			if got := ch.Status.Account.ConnectedAt; got == nil || !got.Time.Equal(tc.want) {
+				t.Fatalf("connectedAt = %v, want %v", got, tc.want)
 			}
 		})
 	}

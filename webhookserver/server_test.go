@@ -551,6 +551,66 @@ var _ = Describe("Routing", func() {
 	})
 })
 
+var _ = Describe("Account ownership", func() {
+	// claim makes a channel whose status names account, connected at the
+	// given time, with the Ready reason the manager would have set.
+	claim := func(name, account string, connectedAt time.Time, readyReason string) {
+		GinkgoHelper()
+		ch := &igv1.InstagramChannel{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec:       igv1.InstagramChannelSpec{AppRef: igv1.AppReference{Kind: igv1.KindClusterInstagramApp, Name: "acme"}},
+		}
+		Expect(k8s.Create(ctx, ch)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, ch))).To(Succeed()) })
+		ch.Status.Account = &igv1.AccountStatus{UserID: account, ConnectedAt: &metav1.Time{Time: connectedAt}}
+		if readyReason != "" {
+			ch.Status.Conditions = []metav1.Condition{{Type: igv1.ConditionReady, Status: metav1.ConditionFalse, Reason: readyReason,
+				Message: "set by the test", LastTransitionTime: metav1.Now()}}
+		}
+		Expect(k8s.Status().Update(ctx, ch)).To(Succeed())
+	}
+	waitClaims := func(account string, n int) {
+		GinkgoHelper()
+		Eventually(func(g Gomega) {
+			var l igv1.InstagramChannelList
+			g.Expect(mgrCache.List(ctx, &l, client.MatchingFields{ws.ChannelUserIDIndex: account})).To(Succeed())
+			g.Expect(l.Items).To(HaveLen(n))
+		}).Should(Succeed())
+	}
+
+	It("routes to the channel that connected the account first, not the one created first", func() {
+		const account = "17841400000000061"
+		// "taker" is created first but connects a day after "owner".
+		claim("taker", account, t0.Add(24*time.Hour), "")
+		claim("owner", account, t0, "")
+		waitClaims(account, 2)
+		contact, mid := newContact(), newMID()
+		Expect(post(delivery(entry(account, fromCustomer(account, contact, at(0), "message", obj{"mid": mid, "text": "hi"}))), acmeSecret)).To(Equal(http.StatusOK))
+		Expect(message("owner", mid).Spec.ChannelRef.Name).To(Equal("owner"))
+		Expect(absent("taker", mid)).To(BeTrue())
+	})
+
+	It("never routes to a channel whose app no longer admits its namespace, but still to one awaiting re-authorization", func() {
+		const refusedAccount, reauthAccount = "17841400000000062", "17841400000000063"
+		claim("refused", refusedAccount, t0, igv1.ReasonNamespaceNotAllowed)
+		claim("reauth", reauthAccount, t0, igv1.ReasonTokenInvalid)
+		waitClaims(refusedAccount, 1)
+		waitClaims(reauthAccount, 1)
+		contact, mid := newContact(), newMID()
+		old := t0.Add(-ws.DefaultUnclaimedGrace).UnixMilli()
+		dropped := rejected("no_channel")
+		Expect(post(delivery(obj{"id": refusedAccount, "time": old, "messaging": []any{
+			fromCustomer(refusedAccount, contact, old, "message", obj{"mid": mid, "text": "to nobody"}),
+		}}), acmeSecret)).To(Equal(http.StatusOK))
+		Expect(rejected("no_channel")).To(Equal(dropped + 1))
+		Expect(absent("refused", mid)).To(BeTrue())
+
+		mid2 := newMID()
+		Expect(post(delivery(entry(reauthAccount, fromCustomer(reauthAccount, contact, at(0), "message", obj{"mid": mid2, "text": "still here"}))), acmeSecret)).To(Equal(http.StatusOK))
+		Expect(message("reauth", mid2).Spec.Text).To(Equal("still here"))
+	})
+})
+
 var _ = Describe("Idempotence", func() {
 	It("makes one object of the same delivery sent three times", func() {
 		contact, mid := newContact(), newMID()

@@ -149,6 +149,13 @@ type AccountStatus struct {
 	AccountType string `json:"accountType,omitempty"`
 	// +optional
 	ProfilePictureURL string `json:"profilePictureURL,omitempty"`
+	// connectedAt is when this channel first connected the account. Of
+	// the channels that connect one account, the first to connect serves it
+	// (not the first created: a channel created long ago must not take over
+	// an account another team connected first). Channels connected before
+	// this field existed count from their creation.
+	// +optional
+	ConnectedAt *metav1.Time `json:"connectedAt,omitempty"`
 }
 
 // TokenStatus describes the managed token without revealing it.

@@ -7,6 +7,9 @@
 package routing
 
 import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 )
 
@@ -35,10 +38,24 @@ func AppOf(ch *igv1.InstagramChannel) App {
 	return App{Kind: igv1.KindInstagramApp, Namespace: ch.Namespace, Name: ch.Spec.AppRef.Name}
 }
 
-// Older orders the channels that claim one account: the oldest wins, ties
-// broken by namespace and name, so every replica of either binary picks the
-// same one.
+// ConnectedAt is when a channel connected its account: status.account's
+// connectedAt, or for a channel connected before that field existed its
+// creation (which keeps the order those installs had).
+func ConnectedAt(ch *igv1.InstagramChannel) metav1.Time {
+	if a := ch.Status.Account; a != nil && a.ConnectedAt != nil {
+		return *a.ConnectedAt
+	}
+	return ch.CreationTimestamp
+}
+
+// Older orders the channels that claim one account: the first to connect
+// wins, then the first created, ties broken by namespace and name, so every
+// replica of either binary picks the same one.
 func Older(a, b *igv1.InstagramChannel) bool {
+	ca, cb := ConnectedAt(a), ConnectedAt(b)
+	if !ca.Equal(&cb) {
+		return ca.Before(&cb)
+	}
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
@@ -48,12 +65,24 @@ func Older(a, b *igv1.InstagramChannel) bool {
 	return a.Name < b.Name
 }
 
+// Admitted reports whether a channel may serve its account: not while its
+// app refuses the channel's namespace (a ClusterInstagramApp whose
+// namespaceSelector no longer matches), which the manager records as the
+// channel's Ready reason NamespaceNotAllowed. Every other trouble (an
+// invalid token awaiting re-authorization, a suspended channel, an app
+// that is not Ready) keeps the channel admitted, so it keeps receiving
+// its account's events.
+func Admitted(ch *igv1.InstagramChannel) bool {
+	c := meta.FindStatusCondition(ch.Status.Conditions, igv1.ConditionReady)
+	return c == nil || c.Reason != igv1.ReasonNamespaceNotAllowed
+}
+
 // Owner is the channel that serves an account among the channels whose
-// status names it; nil for none.
+// status names it: the admitted one that connected first; nil for none.
 func Owner(claimants []*igv1.InstagramChannel) *igv1.InstagramChannel {
 	var best *igv1.InstagramChannel
 	for _, ch := range claimants {
-		if best == nil || Older(ch, best) {
+		if Admitted(ch) && (best == nil || Older(ch, best)) {
 			best = ch
 		}
 	}

@@ -107,12 +107,14 @@ type SendResult struct {
 	MessageID   string
 }
 
-// Profile is optional data about a customer.
+// Profile is optional data about a customer. A field Instagram omitted is
+// empty (nil for the numbers and flags): nothing is guessed.
 type Profile struct {
 	Name                 string
 	Username             string
 	ProfilePic           string
-	FollowerCount        int64
+	FollowerCount        *int64
 	IsUserFollowBusiness *bool
 	IsBusinessFollowUser *bool
+	IsVerifiedUser       *bool
 }

@@ -43,7 +43,7 @@ type flags struct {
 	metricsAddr, probeAddr                               string
 	tokenMinRefreshAge, resyncInterval, maxPendingAge    time.Duration
 	retentionInterval                                    time.Duration
-	rateLimit                                            float64
+	rateLimit, profileRateLimit                          float64
 	rateBurst                                            int
 	leaderElect                                          bool
 }
@@ -65,6 +65,7 @@ func parseFlags() (flags, zap.Options) {
 	flag.DurationVar(&f.retentionInterval, "retention-interval", controllers.DefaultRetentionInterval, "How often old messages are swept.")
 	flag.Float64Var(&f.rateLimit, "instagram-rate-limit", 20, "Instagram calls per second per app (token bucket); negative disables.")
 	flag.IntVar(&f.rateBurst, "instagram-rate-burst", 40, "Burst of the per-app token bucket.")
+	flag.Float64Var(&f.profileRateLimit, "profile-rate-limit", controllers.DefaultProfileRatePerSecond, "Profile lookups of contacts per second per Instagram account.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -154,6 +155,15 @@ func run() error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up message controller: %w", err)
 	}
+	if err := (&controllers.InstagramContactReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Clock:     clock.RealClock{},
+		Instagram: ig,
+		Options:   controllers.ContactOptions{ProfileRatePerSecond: f.profileRateLimit},
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up contact controller: %w", err)
+	}
 	if err := mgr.Add(&controllers.RetentionRunner{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -164,7 +174,7 @@ func run() error {
 	if err := mgr.Add(&controllers.LabelMigration{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}); err != nil {
 		return fmt.Errorf("set up label migration: %w", err)
 	}
-	metrics.Registry.MustRegister(controllers.NewChannelCollector(mgr.GetClient()))
+	metrics.Registry.MustRegister(controllers.NewChannelCollector(mgr.GetClient()), controllers.NewContactCollector(mgr.GetClient()))
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

@@ -59,8 +59,23 @@ type InstagramContactReconciler struct {
 	limiters map[string]*rate.Limiter
 }
 
-// contactConflictRequeue is the wait after a conflicting write.
-const contactConflictRequeue = time.Second
+// contactConflictRequeue is the wait after a conflicting write, and
+// maxContactConflicts how often a write is retried on a fresh copy first.
+const (
+	contactConflictRequeue = time.Second
+	maxContactConflicts    = 5
+)
+
+// carryProfile copies what the profile step decided from one copy of a
+// contact to a fresher one.
+func carryProfile(from, to *igv1.InstagramContact) {
+	to.Status.Profile = from.Status.Profile
+	to.Status.LastHandledReconcileAt = from.Status.LastHandledReconcileAt
+	if cond := meta.FindStatusCondition(from.Status.Conditions, igv1.ConditionProfileAvailable); cond != nil {
+		meta.SetStatusCondition(&to.Status.Conditions, *cond)
+	}
+	setProfileLabel(to, from.Labels[igv1.LabelProfile])
+}
 
 // Reconcile brings one contact up to date.
 func (r *InstagramContactReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -111,11 +126,30 @@ func (r *InstagramContactReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	res, stepErr := r.profile(ctx, c, ch, now, opts, next)
 	c.Status.ObservedGeneration = c.Generation
 	r.summarise(c, now)
-	if err := writeContact(ctx, r.Client, base, c); err != nil {
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{RequeueAfter: contactConflictRequeue}, nil
+	// The receiver writes the same contact at any time (every customer
+	// message): on a conflict the profile's outcome is carried over to the
+	// fresh copy rather than lost, which would cost another lookup.
+	for attempt := 0; ; attempt++ {
+		err := writeContact(ctx, r.Client, base, c)
+		if err == nil {
+			break
 		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if !apierrors.IsConflict(err) || attempt >= maxContactConflicts {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: contactConflictRequeue}, nil
+			}
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		fresh := &igv1.InstagramContact{}
+		if err := r.APIReader.Get(ctx, req.NamespacedName, fresh); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		base = fresh.DeepCopy()
+		carryProfile(c, fresh)
+		replywindow.Apply(fresh, replywindow.Compute(replywindow.Of(&fresh.Status), now))
+		fresh.Status.ObservedGeneration = fresh.Generation
+		r.summarise(fresh, now)
+		c = fresh
 	}
 	if stepErr != nil {
 		return ctrl.Result{}, stepErr

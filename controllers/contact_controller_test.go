@@ -110,7 +110,7 @@ var _ = Describe("InstagramContact", func() {
 
 	It("fills a new contact's profile once, and again only when the picture URL is about to expire", func() {
 		e.ig.AddCustomer(fake.Customer{IGSID: "5510000000000001", Name: "Ann Customer", Username: "ann.customer",
-			ProfilePic: "https://scontent.cdninstagram.com/ann.jpg?oe=" + hexUnix(e.clock.Now().Add(48*time.Hour)),
+			ProfilePic:    "https://scontent.cdninstagram.com/ann.jpg?oe=" + hexUnix(e.clock.Now().Add(48*time.Hour)),
 			FollowerCount: 120, IsUserFollowBusiness: true, IsVerifiedUser: true})
 		c := e.recordContact("5510000000000001", e.clock.Now().Add(-time.Minute))
 		before := testutil.ToFloat64(profileFetchesTotal.WithLabelValues("success"))

@@ -42,6 +42,10 @@ const (
 	EndpointUnsubscribe   = "unsubscribe"
 	EndpointSend          = "send"
 	EndpointProfile       = "profile"
+	// The Conversations API.
+	EndpointConversations       = "conversations"
+	EndpointConversation        = "conversation"
+	EndpointConversationMessage = "conversation_message"
 	// EndpointUnknown is any path the fake does not serve.
 	EndpointUnknown = "unknown"
 )
@@ -204,9 +208,12 @@ type subKey struct{ appID, userID string }
 
 type convKey struct{ accountUserID, customerID string }
 
-// inboundMessage is a customer message delivered with DeliverMessage.
+// inboundMessage is a customer message delivered with DeliverMessage (or
+// added as history with AddHistory).
 type inboundMessage struct {
 	accountUserID, customerID string
+	text                      string
+	at                        time.Time
 }
 
 // Server is the fake Instagram. Create it with New.

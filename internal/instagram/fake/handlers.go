@@ -52,7 +52,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("/{version}/me/messages", s.endpoint(fixed(EndpointSend), versioned(s.handleSend)))
 	mux.Handle("/{version}/{id}/messages", s.endpoint(fixed(EndpointSend), versioned(s.handleSend)))
 	mux.Handle("/{version}/{id}/subscribed_apps", s.endpoint(subscribedAppsEndpoint, versioned(s.handleSubscribedApps)))
-	mux.Handle("/{version}/{id}", s.endpoint(fixed(EndpointProfile), versioned(s.handleProfile)))
+	mux.Handle("/{version}/me/conversations", s.endpoint(fixed(EndpointConversations), versioned(s.handleConversations)))
+	mux.Handle("/{version}/{id}", s.endpoint(s.objectEndpoint, versioned(s.handleObject)))
 	mux.Handle("/", s.endpoint(fixed(EndpointUnknown), handleUnknown))
 	return mux
 }

@@ -34,6 +34,11 @@ var (
 		Name: "instagram_contact_window_corrections_total",
 		Help: "Sends whose outcome contradicted the contact's recorded reply window: refused_while_open (Instagram refused, the record is corrected) or sent_while_closed.",
 	}, []string{"kind"})
+	// backfilledTotal counts messages imported by the backfill.
+	backfilledTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "instagram_messages_backfilled_total",
+		Help: "InstagramMessage objects imported from the Conversations API when a channel first connected.",
+	})
 	contactsRemovedTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "instagram_contacts_retention_deleted_total",
 		Help: "InstagramContact objects deleted because no message and no open reply window was left.",
@@ -46,7 +51,7 @@ const (
 )
 
 func init() {
-	metrics.Registry.MustRegister(profileFetchesTotal, messagesRefusedTotal, windowCorrectionsTotal, contactsRemovedTotal)
+	metrics.Registry.MustRegister(profileFetchesTotal, messagesRefusedTotal, windowCorrectionsTotal, contactsRemovedTotal, backfilledTotal)
 	for _, r := range []string{instagram.ResultSuccess, instagram.ResultOf(&instagram.Error{Class: instagram.ClassNoConsent}),
 		instagram.ResultOf(&instagram.Error{Class: instagram.ClassUserUnavailable})} {
 		profileFetchesTotal.WithLabelValues(r)

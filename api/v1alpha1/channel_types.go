@@ -116,6 +116,11 @@ type InstagramChannelSpec struct {
 	// changes, no sends. Incoming webhooks are still recorded.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// backfill, when set, imports the recent conversations once the channel
+	// first connects (see BackfillSpec). Off by default.
+	// +optional
+	Backfill *BackfillSpec `json:"backfill,omitempty"`
 }
 
 // AccountStatus is the Instagram professional account behind a channel, as

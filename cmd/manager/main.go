@@ -164,6 +164,14 @@ func run() error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up contact controller: %w", err)
 	}
+	if err := (&controllers.BackfillReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Clock:     clock.RealClock{},
+		Instagram: ig,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up backfill: %w", err)
+	}
 	if err := mgr.Add(&controllers.RetentionRunner{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),

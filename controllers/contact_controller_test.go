@@ -315,10 +315,15 @@ var _ = Describe("InstagramContact", func() {
 		// Refused (the window is closed) and labelled with its contact.
 		e.reconcile(m.Name)
 		Expect(e.get(m.Name).Status.Reason).To(Equal(igv1.ReasonOutsideWindow))
-		e.reconcileContact(c.Name)
+		// Just created: kept for a week whatever it records, so a contact
+		// the receiver has not filled in yet is never taken for a closed one.
+		res := e.reconcileContact(c.Name)
 		Expect(e.contact(c.Name).Status.Window.State).To(Equal(igv1.WindowClosed))
-		// Default retention is 7 days: looked at again after the message's.
-		Expect(e.reconcileContact(c.Name).RequeueAfter).To(BeNumerically(">", 6*24*time.Hour))
+		Expect(res.RequeueAfter).To(BeNumerically("~", 7*24*time.Hour, time.Minute))
+		e.clock.Step(7*24*time.Hour + time.Minute)
+		// A message is left: looked at again once retention removed it.
+		Expect(e.reconcileContact(c.Name).RequeueAfter).To(BeNumerically(">", 0))
+		Expect(e.contact(c.Name).DeletionTimestamp).To(BeNil())
 		Expect(k8sClient.Delete(e.ctx, m)).To(Succeed())
 		e.reconcileContact(c.Name)
 		err := k8sClient.Get(e.ctx, client.ObjectKeyFromObject(c), &igv1.InstagramContact{})

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/replywindow"
 )
 
 // Pure decisions of the contact controller: when the profile is fetched,
@@ -175,14 +176,19 @@ func pictureExpiry(pictureURL string, fetched time.Time, ttl time.Duration) time
 
 // contactRetention says whether a contact may be deleted: only when no
 // reply window may be open (Closed, or Unknown with nothing that could
-// change it) and none of its messages is left. newest is the creation time
+// change it), its last activity (creation, the customer's last event, the
+// business's last answer) is older than the 7-day window, so a contact the
+// receiver has just created and not yet filled in is never taken for a
+// closed one, and none of its messages is left. newest is the creation time
 // of its newest message (zero when none is left); retention is the
 // channel's spec.messageRetention (0 keeps messages for ever). When the
-// contact stays, recheck is when its last message will have been removed
-// (zero: never by itself).
-func contactRetention(state igv1.WindowState, windowChanges bool, messagesLeft int, newest time.Time, retention time.Duration) (remove bool, recheck time.Time) {
+// contact stays, recheck is when to look again (zero: never by itself).
+func contactRetention(state igv1.WindowState, windowChanges bool, lastActivity, now time.Time, messagesLeft int, newest time.Time, retention time.Duration) (remove bool, recheck time.Time) {
 	if state == igv1.WindowOpen || state == igv1.WindowHumanAgent || windowChanges {
 		return false, time.Time{}
+	}
+	if quiet := lastActivity.Add(replywindow.HumanAgent); now.Before(quiet) {
+		return false, quiet
 	}
 	if messagesLeft == 0 {
 		return true, time.Time{}

@@ -137,26 +137,33 @@ func TestPictureExpiry(t *testing.T) {
 
 func TestContactRetention(t *testing.T) {
 	newest := ts("2026-03-01T00:00:00Z")
+	now := ts("2026-03-10T00:00:00Z")
+	quietSince := ts("2026-03-02T00:00:00Z")
 	week := 7 * 24 * time.Hour
 	cases := map[string]struct {
 		state         igv1.WindowState
 		windowChanges bool
+		last          time.Time
 		left          int
 		retention     time.Duration
 		remove        bool
 		recheck       time.Time
 	}{
-		"open window keeps it":                       {state: igv1.WindowOpen, left: 0, retention: week},
-		"human agent window keeps it":                {state: igv1.WindowHumanAgent, left: 0, retention: week},
-		"unknown that may still open keeps it":       {state: igv1.WindowUnknown, windowChanges: true, left: 0, retention: week},
-		"closed, no message left: removed":           {state: igv1.WindowClosed, left: 0, retention: week, remove: true},
-		"unknown for good, no message left: removed": {state: igv1.WindowUnknown, left: 0, retention: week, remove: true},
-		"closed, messages left: after the newest":    {state: igv1.WindowClosed, left: 3, retention: week, recheck: ts("2026-03-08T00:00:00Z")},
-		"closed, messages kept for ever":             {state: igv1.WindowClosed, left: 3},
+		"open window keeps it":                       {state: igv1.WindowOpen, last: quietSince, retention: week},
+		"human agent window keeps it":                {state: igv1.WindowHumanAgent, last: quietSince, retention: week},
+		"unknown that may still open keeps it":       {state: igv1.WindowUnknown, windowChanges: true, last: quietSince, retention: week},
+		"closed, no message left: removed":           {state: igv1.WindowClosed, last: quietSince, retention: week, remove: true},
+		"unknown for good, no message left: removed": {state: igv1.WindowUnknown, last: quietSince, retention: week, remove: true},
+		"just created, nothing recorded yet: kept for 7 days": {state: igv1.WindowUnknown, last: ts("2026-03-09T23:59:59Z"), retention: week,
+			recheck: ts("2026-03-16T23:59:59Z")},
+		"answered by the business 2 days ago: kept": {state: igv1.WindowClosed, last: ts("2026-03-08T00:00:00Z"), retention: week,
+			recheck: ts("2026-03-15T00:00:00Z")},
+		"closed, messages left: after the newest": {state: igv1.WindowClosed, last: quietSince, left: 3, retention: week, recheck: ts("2026-03-08T00:00:00Z")},
+		"closed, messages kept for ever":          {state: igv1.WindowClosed, last: quietSince, left: 3},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			remove, recheck := contactRetention(tc.state, tc.windowChanges, tc.left, newest, tc.retention)
+			remove, recheck := contactRetention(tc.state, tc.windowChanges, tc.last, now, tc.left, newest, tc.retention)
 			if remove != tc.remove || !recheck.Equal(tc.recheck) {
 				t.Fatalf("contactRetention = %v, %s; want %v, %s", remove, recheck, tc.remove, tc.recheck)
 			}

@@ -341,6 +341,16 @@ func (r *InstagramContactReconciler) retention(ctx context.Context, c *igv1.Inst
 	if state == igv1.WindowOpen || state == igv1.WindowHumanAgent || !w.NextChange.IsZero() {
 		return false, time.Time{}, nil
 	}
+	last := c.CreationTimestamp.Time
+	for _, t := range []*metav1.MicroTime{c.Status.LastMessageAt, c.Status.LastAnsweredAt, c.Status.Window.RefusedAt} {
+		if t != nil && t.After(last) {
+			last = t.Time
+		}
+	}
+	now := r.Clock.Now()
+	if quiet := last.Add(replywindow.HumanAgent); now.Before(quiet) {
+		return false, quiet, nil
+	}
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(igv1.GroupVersion.WithKind("InstagramMessageList"))
 	if err := r.APIReader.List(ctx, list, client.InNamespace(c.Namespace), client.MatchingLabels{
@@ -358,7 +368,7 @@ func (r *InstagramContactReconciler) retention(ctx context.Context, c *igv1.Inst
 	if ch.Spec.MessageRetention != nil {
 		retain = ch.Spec.MessageRetention.Duration
 	}
-	remove, recheck = contactRetention(state, !w.NextChange.IsZero(), len(list.Items), newest, retain)
+	remove, recheck = contactRetention(state, !w.NextChange.IsZero(), last, now, len(list.Items), newest, retain)
 	if !recheck.IsZero() {
 		// The message sweep runs on its own interval: look shortly after.
 		recheck = recheck.Add(DefaultRetentionInterval)

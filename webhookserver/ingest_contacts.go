@@ -133,25 +133,32 @@ func (g *ingester) touchContact(ctx context.Context, ev *event, mutate func(*igv
 		},
 		Spec: igv1.ContactSpec{ChannelRef: igv1.ChannelReference{Name: r.Name}, ContactID: ev.contact},
 	}
-	err := g.c.Create(ctx, obj)
+	// Most events are from customers already recorded: read first, so that
+	// a redelivery costs one read and a new message one read and one patch.
+	key := client.ObjectKeyFromObject(obj)
+	want := obj.DeepCopy()
+	err := g.live.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) {
+		obj = want
+		err = g.c.Create(ctx, obj)
+		if apierrors.IsAlreadyExists(err) {
+			// Another replica (or delivery) was first.
+			err = g.live.Get(ctx, key, obj)
+		}
+	}
 	switch {
 	case err == nil:
-	case apierrors.IsAlreadyExists(err):
-		if err := g.live.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-			if apierrors.IsNotFound(err) {
-				// Removed by retention between the two calls: Meta's
-				// retry of the delivery records it anew.
-				return fmt.Errorf("%w: contact %s deleted meanwhile", errRetry, obj.Name)
-			}
-			return fmt.Errorf("get contact: %w", err)
-		}
-		if obj.Spec.ChannelRef.Name != r.Name || obj.Spec.ContactID != ev.contact {
-			return fmt.Errorf("%w: %s exists and is not the contact of this customer", errInvalid, obj.Name)
-		}
+	case apierrors.IsNotFound(err):
+		// Removed by retention between the two calls: Meta's retry of the
+		// delivery records it anew.
+		return fmt.Errorf("%w: contact %s deleted meanwhile", errRetry, key.Name)
 	case apierrors.IsInvalid(err):
 		return fmt.Errorf("%w: create contact: %w", errInvalid, err)
 	default:
-		return fmt.Errorf("create contact: %w", err)
+		return fmt.Errorf("record contact %s: %w", key.Name, err)
+	}
+	if obj.Spec.ChannelRef.Name != r.Name || obj.Spec.ContactID != ev.contact {
+		return fmt.Errorf("%w: %s exists and is not the contact of this customer", errInvalid, obj.Name)
 	}
 	return patchLocked(ctx, g.live, obj, mutate, func(base *igv1.InstagramContact) error {
 		labels := obj.Labels

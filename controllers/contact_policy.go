@@ -32,7 +32,7 @@ type ContactOptions struct {
 	// say (default 72h; Meta: "expires within days").
 	PictureTTL time.Duration
 	// MaxConcurrentReconciles is how many contacts are reconciled in
-	// parallel (default 2).
+	// parallel (default 4); the per-account rate limit paces the lookups.
 	MaxConcurrentReconciles int
 }
 
@@ -43,7 +43,7 @@ const (
 	DefaultProfileMaxAge        = 7 * 24 * time.Hour
 	DefaultPictureRefreshBefore = 6 * time.Hour
 	DefaultPictureTTL           = 72 * time.Hour
-	DefaultContactConcurrency   = 2
+	DefaultContactConcurrency   = 4
 )
 
 func (o ContactOptions) withDefaults() ContactOptions {

@@ -93,12 +93,16 @@ func run() error {
 		HealthProbeBindAddress: f.probeAddr,
 		LeaderElection:         f.leaderElect,
 		LeaderElectionID:       "instagram-operator.leadchat.io",
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Only Secrets the operator manages or references, never all.
-			&corev1.Secret{}: {Label: watched},
-			// Only outgoing messages still to be sent, never the history.
-			&igv1.InstagramMessage{}: {Label: controllers.MessageCacheSelector()},
-		}},
+		Cache: cache.Options{
+			// Nothing reads managedFields from the cache; without them a
+			// cached contact's metadata is a fraction of its size.
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				// Only Secrets the operator manages or references, never all.
+				&corev1.Secret{}: {Label: watched},
+				// Only outgoing messages still to be sent, never the history.
+				&igv1.InstagramMessage{}: {Label: controllers.MessageCacheSelector()},
+			}},
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -42,11 +43,17 @@ func (b *bench) contacts(ctx context.Context) error {
 		if err := b.fast.Create(ctx, c); err != nil {
 			return fmt.Errorf("create contact: %w", err)
 		}
-		base := c.DeepCopy()
-		t := metav1.NewMicroTime(at)
-		c.Status.FirstMessageAt, c.Status.LastMessageAt, c.Status.Window.OpenedAt = &t, &t, &t
-		c.Status.Window.State = igv1.WindowOpen
-		return b.fast.Status().Patch(ctx, c, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		// As the receiver does: the manager may have written meanwhile.
+		return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			if err := b.fast.Get(ctx, client.ObjectKeyFromObject(c), c); err != nil {
+				return err
+			}
+			base := c.DeepCopy()
+			t := metav1.NewMicroTime(at)
+			c.Status.FirstMessageAt, c.Status.LastMessageAt, c.Status.Window.OpenedAt = &t, &t, &t
+			c.Status.Window.State = igv1.WindowOpen
+			return b.fast.Status().Patch(ctx, c, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		})
 	})
 	if err != nil {
 		return err

@@ -266,6 +266,9 @@ func (r *InstagramMessageReconciler) reconcilePending(ctx context.Context, msg *
 		// unrelated events.
 		return ctrl.Result{RequeueAfter: min(next.Sub(now), deadline.Sub(now))}, nil
 	}
+	if res, done, err := r.checkReplyWindow(ctx, msg, now); done {
+		return res, err
+	}
 	target, why, err := r.sendTarget(ctx, ch)
 	if err != nil {
 		return ctrl.Result{}, err

@@ -18,10 +18,15 @@ import (
 //   - InstagramMessages: only outgoing messages still to act on
 //     (MessageCacheSelector), never the history of every conversation.
 func CacheOptions() cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Secret{}:         {Label: WatchedSecretSelector()},
-		&igv1.InstagramMessage{}: {Label: MessageCacheSelector()},
-	}}
+	return cache.Options{
+		// Nothing reads managedFields from the cache; without them a
+		// cached contact's metadata is a fraction of its size.
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:         {Label: WatchedSecretSelector()},
+			&igv1.InstagramMessage{}: {Label: MessageCacheSelector()},
+		},
+	}
 }
 
 // WatchedSecretSelector selects the Secrets the manager caches.

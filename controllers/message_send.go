@@ -194,6 +194,7 @@ func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.Instagr
 	// Detached from the reconcile's context: a shutdown must not turn a send
 	// in flight into an ambiguous one. The client's timeout bounds the call.
 	result, err := target.api.Send(context.WithoutCancel(reserved), target.token, outgoingMessage(&msg.Spec))
+	r.observeReplyWindow(ctx, msg, err)
 	now = r.now()
 	if err == nil {
 		messagesSentTotal.WithLabelValues(sendResultSent).Inc()

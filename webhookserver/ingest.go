@@ -313,6 +313,9 @@ func (g *ingester) conversation(ctx context.Context, evs []*event) error {
 	var first error
 	for _, ev := range slices.Concat(creators, changers) {
 		result, err := g.store(ctx, ev)
+		if err == nil {
+			err = g.recordContact(ctx, ev, result)
+		}
 		switch {
 		case errors.Is(err, errInvalid):
 			result, err = resultInvalid, nil

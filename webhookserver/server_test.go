@@ -755,8 +755,10 @@ var _ = Describe("Shutdown", func() {
 		entered, release := make(chan struct{}), make(chan struct{})
 		blocking := interceptor.NewClient(k8sWatch, interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-				close(entered)
-				<-release
+				if _, ok := obj.(*igv1.InstagramMessage); ok {
+					close(entered)
+					<-release
+				}
 				return c.Create(ctx, obj, opts...)
 			},
 		})

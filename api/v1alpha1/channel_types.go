@@ -129,6 +129,10 @@ type InstagramChannelSpec struct {
 	// failed). See docs/events.md.
 	// +optional
 	Sink *SinkSpec `json:"sink,omitempty"`
+	// backfill, when set, imports the recent conversations once the channel
+	// first connects (see BackfillSpec). Off by default.
+	// +optional
+	Backfill *BackfillSpec `json:"backfill,omitempty"`
 }
 
 // AccountStatus is the Instagram professional account behind a channel, as

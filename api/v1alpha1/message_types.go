@@ -156,6 +156,11 @@ type InstagramMessageSpec struct {
 	// tag HUMAN_AGENT sends outside the 24-hour window (outgoing only).
 	// +optional
 	Tag MessageTag `json:"tag,omitempty"`
+
+	// skipWindowCheck lets Instagram decide: the manager sends even when
+	// the contact's recorded reply windows are closed (outgoing only).
+	// +optional
+	SkipWindowCheck bool `json:"skipWindowCheck,omitempty"`
 }
 
 // Reaction is a reaction to a message.

@@ -85,7 +85,9 @@ func run() error {
 		AutoReadAfter:          *autoReadAfter,
 		EnforceMessagingWindow: *enforceWindow,
 		WrapCodeExchange:       *wrapExchange,
-		Logger:                 log.WithName("fake"),
+		// Picture URLs expire as Instagram's CDN links do.
+		ProfilePicTTL: 72 * time.Hour,
+		Logger:        log.WithName("fake"),
 	})
 	defer f.Close()
 
@@ -136,7 +138,7 @@ func seed(f *fake.Server, base, receiverURL, appID, secret string) *state {
 		{UserID: "17841400000000002", ID: "9000000000000002", Username: "sandbox_support", Name: "Sandbox Support", AccountType: "MEDIA_CREATOR"},
 	}
 	customers := []fake.Customer{
-		{IGSID: "5550001", Name: "Ann Customer", Username: "ann.customer", FollowerCount: 120, IsUserFollowBusiness: true},
+		{IGSID: "5550001", Name: "Ann Customer", Username: "ann.customer", ProfilePic: "https://scontent.cdninstagram.com/v/ann.jpg", FollowerCount: 120, IsUserFollowBusiness: true},
 		{IGSID: "5550002", Name: "Bob Private", Username: "bob.private", NoConsent: true},
 	}
 	st := &state{

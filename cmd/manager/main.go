@@ -42,7 +42,7 @@ type flags struct {
 	metricsAddr, probeAddr                               string
 	tokenMinRefreshAge, resyncInterval, maxPendingAge    time.Duration
 	retentionInterval, instagramTimeout                  time.Duration
-	rateLimit                                            float64
+	rateLimit, profileRateLimit                          float64
 	rateBurst                                            int
 	leaderElect, printVersion                            bool
 }
@@ -66,6 +66,7 @@ func parseFlags() (flags, zap.Options) {
 	flag.IntVar(&f.rateBurst, "instagram-rate-burst", 40, "Burst of the per-app token bucket.")
 	flag.BoolVar(&f.printVersion, "version", false, "Print the version and exit.")
 	flag.DurationVar(&f.instagramTimeout, "instagram-timeout", instagram.DefaultTimeout, "Longest an Instagram call may take, reading the answer included; with the outcome-write timeout (30s) it sizes the send lease.")
+	flag.Float64Var(&f.profileRateLimit, "profile-rate-limit", controllers.DefaultProfileRatePerSecond, "Profile lookups of contacts per second per Instagram account.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -100,8 +101,8 @@ func run() error {
 		// lease), shorter than the pod's termination grace period (60 s).
 		GracefulShutdownTimeout: ptr.To(controllers.SendShutdownGrace(f.instagramTimeout)),
 		LeaderElectionID:        "instagram-operator.leadchat.io",
-		// Only Secrets the operator manages or references, and only
-		// outgoing messages still to be sent.
+		// Only Secrets the operator manages or references, only outgoing
+		// messages still to be sent, no managedFields.
 		Cache: controllers.CacheOptions(),
 	})
 	if err != nil {
@@ -187,6 +188,23 @@ func run() error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up message controller: %w", err)
 	}
+	if err := (&controllers.InstagramContactReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Clock:     clock.RealClock{},
+		Instagram: ig,
+		Options:   controllers.ContactOptions{ProfileRatePerSecond: f.profileRateLimit},
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up contact controller: %w", err)
+	}
+	if err := (&controllers.BackfillReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Clock:     clock.RealClock{},
+		Instagram: ig,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up backfill: %w", err)
+	}
 	if err := mgr.Add(&controllers.RetentionRunner{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -197,7 +215,7 @@ func run() error {
 	if err := mgr.Add(&controllers.LabelMigration{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}); err != nil {
 		return fmt.Errorf("set up label migration: %w", err)
 	}
-	metrics.Registry.MustRegister(controllers.NewChannelCollector(mgr.GetClient()), build.Collector())
+	metrics.Registry.MustRegister(controllers.NewChannelCollector(mgr.GetClient()), controllers.NewContactCollector(mgr.GetClient()), build.Collector())
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

@@ -55,6 +55,10 @@ type config struct {
 	deliveries  int
 	concurrency []int
 	stepTimeout time.Duration
+
+	contacts        int
+	contactsTimeout time.Duration
+	contactsQuiet   time.Duration
 }
 
 func (c *config) wants(s string) bool { return slices.Contains(c.scenarios, s) }
@@ -62,7 +66,10 @@ func (c *config) wants(s string) bool { return slices.Contains(c.scenarios, s) }
 func parseFlags() (*config, error) {
 	c := &config{}
 	var scenarios, concurrency string
-	flag.StringVar(&scenarios, "scenarios", "channels,receiver,messages,sink", "Comma-separated scenarios to run: channels, receiver, messages, sink. Channels are always created: the other scenarios need them; sink compares with receiver when both run.")
+	flag.StringVar(&scenarios, "scenarios", "channels,receiver,messages,contacts,sink", "Comma-separated scenarios to run: channels, receiver, messages, contacts, sink. Channels are always created: the other scenarios need them; sink compares with receiver when both run, and runs last (it turns every channel object-less).")
+	flag.IntVar(&c.contacts, "contacts", 10000, "InstagramContacts to store for the contacts scenario (spread over the channels).")
+	flag.DurationVar(&c.contactsTimeout, "contacts-timeout", 15*time.Minute, "Longest wait for the manager to fetch every contact's profile.")
+	flag.DurationVar(&c.contactsQuiet, "contacts-quiet", time.Minute, "How long the steady state is observed for memory and profile calls.")
 	flag.StringVar(&c.out, "out", "bin/bench", "Directory for results.json, results.md and the binaries' logs.")
 	flag.StringVar(&c.goBench, "go-bench", "", "File with `go test -bench` output to include in the summary.")
 	flag.IntVar(&c.channels, "channels", 1000, "InstagramChannels to create (one fake account each).")
@@ -84,10 +91,10 @@ func parseFlags() (*config, error) {
 		s = strings.TrimSpace(s)
 		switch s {
 		case "":
-		case scenarioChannels, scenarioReceiver, scenarioMessages, scenarioSink:
+		case scenarioChannels, scenarioReceiver, scenarioMessages, scenarioContacts, scenarioSink:
 			c.scenarios = append(c.scenarios, s)
 		default:
-			return nil, fmt.Errorf("unknown scenario %q (want channels, receiver, messages, sink)", s)
+			return nil, fmt.Errorf("unknown scenario %q (want channels, receiver, messages, contacts, sink)", s)
 		}
 	}
 	for _, s := range strings.Split(concurrency, ",") {
@@ -107,6 +114,7 @@ const (
 	scenarioChannels = "channels"
 	scenarioReceiver = "receiver"
 	scenarioMessages = "messages"
+	scenarioContacts = "contacts"
 	// scenarioSink runs last: it turns every channel object-less.
 	scenarioSink = "sink"
 )
@@ -143,7 +151,7 @@ func run(ctx context.Context, cfg *config) error {
 		Scenarios: cfg.scenarios,
 		Params: map[string]any{
 			"channels": cfg.channels, "namespaces": cfg.namespaces, "messages": cfg.messages,
-			"sends": cfg.sends, "deliveries": cfg.deliveries, "concurrency": cfg.concurrency,
+			"sends": cfg.sends, "deliveries": cfg.deliveries, "concurrency": cfg.concurrency, "contacts": cfg.contacts,
 			"resyncInterval": cfg.resyncInterval.String(),
 		},
 	}
@@ -205,6 +213,11 @@ func (b *bench) runScenarios(ctx context.Context) error {
 	if b.cfg.wants(scenarioMessages) {
 		if err := b.messages(ctx); err != nil {
 			return fmt.Errorf("messages: %w", err)
+		}
+	}
+	if b.cfg.wants(scenarioContacts) {
+		if err := b.contacts(ctx); err != nil {
+			return fmt.Errorf("contacts: %w", err)
 		}
 	}
 	if b.cfg.wants(scenarioSink) {

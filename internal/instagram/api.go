@@ -59,6 +59,35 @@ type API interface {
 	// Profile looks up a customer's profile (optional data; code 230 means the
 	// customer has not consented): GET /vNN.0/<igsid>?fields=...
 	Profile(ctx context.Context, token, igsid string) (*Profile, error)
+
+	// Conversations lists the account's most recent conversations, newest
+	// first, at most limit: GET /vNN.0/me/conversations?platform=instagram
+	Conversations(ctx context.Context, token string, limit int) ([]Conversation, error)
+
+	// ConversationMessages lists the IDs of a conversation's messages,
+	// newest first, at most limit (Instagram details only the 20 most
+	// recent): GET /vNN.0/<conversation_id>?fields=messages
+	ConversationMessages(ctx context.Context, token, conversationID string, limit int) ([]string, error)
+
+	// ConversationMessage reads one message of a conversation:
+	// GET /vNN.0/<message_id>?fields=id,created_time,from,to,message
+	ConversationMessage(ctx context.Context, token, messageID string) (*ConversationMessage, error)
+}
+
+// Conversation is one thread of the account.
+type Conversation struct {
+	ID          string
+	UpdatedTime time.Time
+}
+
+// ConversationMessage is one message read through the Conversations API.
+type ConversationMessage struct {
+	// ID is the message's mid, as webhooks carry it.
+	ID          string
+	CreatedTime time.Time
+	FromID      string
+	ToIDs       []string
+	Text        string
 }
 
 // AuthorizeParams are the inputs of the authorize URL.
@@ -117,12 +146,14 @@ type SendResult struct {
 	MessageID   string
 }
 
-// Profile is optional data about a customer.
+// Profile is optional data about a customer. A field Instagram omitted is
+// empty (nil for the numbers and flags): nothing is guessed.
 type Profile struct {
 	Name                 string
 	Username             string
 	ProfilePic           string
-	FollowerCount        int64
+	FollowerCount        *int64
 	IsUserFollowBusiness *bool
 	IsBusinessFollowUser *bool
+	IsVerifiedUser       *bool
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 )
 
 // Defaults of Config.
@@ -36,7 +37,7 @@ const (
 // Fields the client asks for.
 var (
 	meFields      = []string{"user_id", "username", "name", "account_type", "profile_picture_url", "id"}
-	profileFields = []string{"name", "username", "profile_pic", "follower_count", "is_user_follow_business", "is_business_follow_user"}
+	profileFields = []string{"name", "username", "profile_pic", "follower_count", "is_user_follow_business", "is_business_follow_user", "is_verified_user"}
 )
 
 // Config configures the Instagram clients. The zero value talks to Meta with
@@ -645,12 +646,13 @@ func (c *client) Profile(ctx context.Context, token, igsid string) (*Profile, er
 		secrets:  []string{token},
 	}, func(body []byte) error {
 		var answer struct {
-			Name                 string  `json:"name"`
-			Username             string  `json:"username"`
-			ProfilePic           string  `json:"profile_pic"`
-			FollowerCount        flexInt `json:"follower_count"`
-			IsUserFollowBusiness *bool   `json:"is_user_follow_business"`
-			IsBusinessFollowUser *bool   `json:"is_business_follow_user"`
+			Name                 string   `json:"name"`
+			Username             string   `json:"username"`
+			ProfilePic           string   `json:"profile_pic"`
+			FollowerCount        *flexInt `json:"follower_count"`
+			IsUserFollowBusiness *bool    `json:"is_user_follow_business"`
+			IsBusinessFollowUser *bool    `json:"is_business_follow_user"`
+			IsVerifiedUser       *bool    `json:"is_verified_user"`
 		}
 		if err := json.Unmarshal(body, &answer); err != nil {
 			return err
@@ -659,9 +661,12 @@ func (c *client) Profile(ctx context.Context, token, igsid string) (*Profile, er
 			Name:                 answer.Name,
 			Username:             answer.Username,
 			ProfilePic:           answer.ProfilePic,
-			FollowerCount:        int64(answer.FollowerCount),
 			IsUserFollowBusiness: answer.IsUserFollowBusiness,
 			IsBusinessFollowUser: answer.IsBusinessFollowUser,
+			IsVerifiedUser:       answer.IsVerifiedUser,
+		}
+		if answer.FollowerCount != nil {
+			out.FollowerCount = ptr.To(int64(*answer.FollowerCount))
 		}
 		return nil
 	})

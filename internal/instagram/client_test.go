@@ -371,7 +371,7 @@ func TestRequestShapes(t *testing.T) {
 			answer: `{"name":"Ann"}`,
 			call:   func(api instagram.API) error { _, err := api.Profile(ctx, tok, customer); return err },
 			method: "GET", path: "/v24.0/" + customer, bearer: true,
-			query: url.Values{"fields": {"name,username,profile_pic,follower_count,is_user_follow_business,is_business_follow_user"}},
+			query: url.Values{"fields": {"name,username,profile_pic,follower_count,is_user_follow_business,is_business_follow_user,is_verified_user"}},
 		},
 	}
 	for name, tc := range tests {
@@ -515,9 +515,39 @@ func TestSendAndProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	no := false
-	wantProfile := &instagram.Profile{Name: "Ann", Username: "ann", ProfilePic: "https://cdn.example.com/ann.jpg", FollowerCount: 42, IsUserFollowBusiness: &f, IsBusinessFollowUser: &no}
+	followers := int64(42)
+	wantProfile := &instagram.Profile{Name: "Ann", Username: "ann", ProfilePic: "https://cdn.example.com/ann.jpg",
+		FollowerCount: &followers, IsUserFollowBusiness: &f, IsBusinessFollowUser: &no, IsVerifiedUser: &no}
 	if diff := cmp.Diff(wantProfile, p); diff != "" {
 		t.Errorf("Profile (-want +got):\n%s", diff)
+	}
+
+	// Instagram sends null for a name or picture the person has none of:
+	// they stay empty.
+	e.fake.AddCustomer(fake.Customer{IGSID: "5550077", Username: "nameless", IsVerifiedUser: true})
+	p, err = e.api.Profile(ctx, tok, "5550077")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := int64(0)
+	wantProfile = &instagram.Profile{Username: "nameless", FollowerCount: &zero, IsUserFollowBusiness: &no, IsBusinessFollowUser: &no, IsVerifiedUser: &f}
+	if diff := cmp.Diff(wantProfile, p); diff != "" {
+		t.Errorf("Profile without name and picture (-want +got):\n%s", diff)
+	}
+
+	for name, c := range map[string]struct {
+		customer fake.Customer
+		class    instagram.Class
+	}{
+		"no consent": {fake.Customer{IGSID: "5550078", NoConsent: true}, instagram.ClassNoConsent},
+		"blocked":    {fake.Customer{IGSID: "5550079", Blocked: true}, instagram.ClassUserUnavailable},
+		"deleted":    {fake.Customer{IGSID: "5550080", Deleted: true}, instagram.ClassUserUnavailable},
+	} {
+		e.fake.AddCustomer(c.customer)
+		_, err := e.api.Profile(ctx, tok, c.customer.IGSID)
+		if got := instagram.ClassOf(err); got != c.class {
+			t.Errorf("%s: class %s, want %s (%v)", name, got, c.class, err)
+		}
 	}
 }
 
@@ -573,7 +603,7 @@ func TestErrorClasses(t *testing.T) {
 		"consent required": {
 			setup: func(e *env, _ string) { e.fake.AddCustomer(fake.Customer{IGSID: customer, NoConsent: true}) },
 			call:  func(e *env, tok string) error { _, err := e.api.Profile(ctx, tok, customer); return err },
-			want:  result{Class: instagram.ClassPermissionDenied, NotDelivered: true},
+			want:  result{Class: instagram.ClassNoConsent, NotDelivered: true},
 		},
 		"rate limited with usage header": {
 			setup: func(e *env, _ string) {

@@ -30,8 +30,14 @@ const (
 	// ClassOutsideWindow: the messaging window is closed (code 10, subcode
 	// 2534022). HUMAN_AGENT may still be allowed.
 	ClassOutsideWindow Class = "OutsideWindow"
-	// ClassUserUnavailable: the person cannot be messaged (code 551).
+	// ClassUserUnavailable: the person cannot be messaged (code 551), or
+	// their profile cannot be read: they blocked the account or deleted
+	// theirs (the profile lookup's code 100, subcode 33).
 	ClassUserUnavailable Class = "UserUnavailable"
+	// ClassNoConsent: the customer has not messaged the account (or tapped
+	// an ice breaker or menu item) yet, so their profile is not readable
+	// (code 230).
+	ClassNoConsent Class = "NoConsent"
 	// ClassBadRequest: the request itself is wrong (code 100 family). No retry.
 	ClassBadRequest Class = "BadRequest"
 	// ClassTransient: retry with backoff (codes 1, 2, is_transient, HTTP 5xx,
@@ -59,6 +65,8 @@ const (
 	codeAccessToken         = 190
 	codeCustomRateLimit     = 613
 	codeUserUnavailable     = 551
+	codeConsentRequired     = 230
+	subcodeObjectNotFound   = 33
 	subcodeOutsideWindow    = 2534022
 	codeOAuthCodeExchange   = 400
 	defaultRateLimitBackoff = 60 * time.Second
@@ -247,6 +255,10 @@ func classifyResponse(endpoint string, status int, header http.Header, body []by
 	switch {
 	case hasGraphError && g.flatOAuth && endpoint == EndpointExchangeCode:
 		e.Class = ClassOAuthCodeInvalid
+	case hasGraphError && endpoint == EndpointProfile && g.code == codeInvalidParameter && g.subcode == subcodeObjectNotFound:
+		// The IGSID came from a webhook, so it existed: the person is
+		// blocked or gone.
+		e.Class = ClassUserUnavailable
 	case hasGraphError:
 		e.Class = classifyCode(g.code, g.subcode, g.isTransient)
 		if e.Class == ClassUnknown {
@@ -305,6 +317,8 @@ func classifyCode(code, subcode int, isTransient bool) Class {
 		return ClassRateLimited
 	case code == codePermission && subcode == subcodeOutsideWindow:
 		return ClassOutsideWindow
+	case code == codeConsentRequired:
+		return ClassNoConsent
 	case code == codePermission || (code >= 200 && code <= 299):
 		return ClassPermissionDenied
 	case code == codeUserUnavailable:

@@ -66,7 +66,17 @@ func TestClassifyResponse(t *testing.T) {
 		"consent required (230)": {
 			endpoint: EndpointProfile, status: 400,
 			body: `{"error":{"message":"(#230) User consent is required to access user profile","type":"OAuthException","code":230}}`,
-			want: want{Class: ClassPermissionDenied, Code: 230, NotDelivered: true, Message: "(#230) User consent is required to access user profile"},
+			want: want{Class: ClassNoConsent, Code: 230, NotDelivered: true, Message: "(#230) User consent is required to access user profile"},
+		},
+		"profile of a blocked or deleted user (100/33)": {
+			endpoint: EndpointProfile, status: 400,
+			body: `{"error":{"message":"Unsupported get request. Object with ID '5550001' does not exist","type":"GraphMethodException","code":100,"error_subcode":33}}`,
+			want: want{Class: ClassUserUnavailable, Code: 100, Subcode: 33, NotDelivered: true, Message: "Unsupported get request. Object with ID '5550001' does not exist"},
+		},
+		"object not found elsewhere stays a bad request (100/33)": {
+			endpoint: EndpointSubscribe, status: 400,
+			body: `{"error":{"message":"Unsupported post request.","type":"GraphMethodException","code":100,"error_subcode":33}}`,
+			want: want{Class: ClassBadRequest, Code: 100, Subcode: 33, NotDelivered: true, Message: "Unsupported post request."},
 		},
 		"rate limited (4) with Retry-After seconds": {
 			endpoint: EndpointSend, status: 400, header: http.Header{"Retry-After": {"120"}},

@@ -19,12 +19,18 @@ const (
 	EndpointUnsubscribe   = "unsubscribe"
 	EndpointSend          = "send"
 	EndpointProfile       = "profile"
+	// EndpointConversations, EndpointConversation and
+	// EndpointConversationMessage are the Conversations API (backfill).
+	EndpointConversations       = "conversations"
+	EndpointConversation        = "conversation"
+	EndpointConversationMessage = "conversation_message"
 )
 
 // Endpoints lists every endpoint label value.
 var Endpoints = []string{
 	EndpointExchangeCode, EndpointExchangeToken, EndpointRefreshToken, EndpointMe,
 	EndpointSubscribe, EndpointSubscriptions, EndpointUnsubscribe, EndpointSend, EndpointProfile,
+	EndpointConversations, EndpointConversation, EndpointConversationMessage,
 }
 
 // ResultSuccess is the result label of a successful call; failures use the

@@ -45,6 +45,25 @@ func CommentName(channel, commentID string) string {
 	return commentPrefix + hashHex(channel+"/"+commentID)
 }
 
+// contactPrefix starts the name of an InstagramContact whose readable name
+// would be too long.
+const contactPrefix = "igct-"
+
+// maxObjectName is the longest object name Kubernetes accepts.
+const maxObjectName = 253
+
+// ContactName is the name of the InstagramContact of a customer (IGSID) of a
+// channel, in the channel's namespace: "<channel>-<igsid>", readable in
+// kubectl output. An IGSID holds only digits, so the last "-" separates the
+// two and no two pairs share a name. When the result would be longer than an
+// object name may be, a hash stands in.
+func ContactName(channel, igsid string) string {
+	if n := channel + "-" + igsid; len(n) <= maxObjectName {
+		return n
+	}
+	return contactPrefix + hashHex(channel+"/"+igsid)
+}
+
 func hashHex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])[:hashLen]

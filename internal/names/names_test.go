@@ -2,6 +2,7 @@ package names
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +37,27 @@ func TestMIDHash(t *testing.T) {
 	}
 	if h := MIDHash("aWdfZAG1faWQ6MTIzNDU2Nzg5"); len(h) != 40 || !regexp.MustCompile(`^[0-9a-f]+$`).MatchString(h) {
 		t.Fatalf("MIDHash gave %q, want 40 hex characters", h)
+	}
+}
+
+func TestContactName(t *testing.T) {
+	cases := map[string]struct {
+		channel, igsid, want string
+	}{
+		"readable":    {"support", "5512340000000001", "support-5512340000000001"},
+		"dotted":      {"shop.eu", "17", "shop.eu-17"},
+		"hyphenated":  {"a-1", "2", "a-1-2"},
+		"too long":    {strings.Repeat("c", 250), "12345", "igct-" + hashHex(strings.Repeat("c", 250)+"/12345")},
+		"exactly 253": {strings.Repeat("c", 248), "1234", strings.Repeat("c", 248) + "-1234"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := ContactName(tc.channel, tc.igsid); got != tc.want {
+				t.Fatalf("ContactName(%q, %q) = %q, want %q", tc.channel, tc.igsid, got, tc.want)
+			}
+		})
+	}
+	if ContactName("a-1", "2") == ContactName("a", "12") {
+		t.Fatal("different pairs share a name")
 	}
 }

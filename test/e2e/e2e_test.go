@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -24,6 +25,7 @@ import (
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
 	"github.com/leadchat/instagram-operator/internal/localenv"
+	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/internal/testenv"
 )
 
@@ -119,6 +121,8 @@ var _ = Describe("the operator, end to end", Ordered, func() {
 
 	var customerMID string
 	It("records a customer DM and a reaction as InstagramMessage objects", func() {
+		env.Fake.AddCustomer(fake.Customer{IGSID: customer, Name: "Ann Customer", Username: "ann.customer",
+			ProfilePic: "https://scontent.cdninstagram.com/v/ann.jpg", FollowerCount: 120, IsUserFollowBusiness: true})
 		var err error
 		customerMID, err = env.Fake.DeliverMessage(ctx, fake.CustomerMessage{AccountUserID: account.UserID, CustomerID: customer, Text: "Is this in stock?"})
 		Expect(err).NotTo(HaveOccurred())
@@ -141,6 +145,34 @@ var _ = Describe("the operator, end to end", Ordered, func() {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(&incoming), &incoming)).To(Succeed())
 			g.Expect(incoming.Status.Reactions).To(HaveLen(1))
 		}, timeout).Should(Succeed())
+	})
+
+	It("records the customer as an InstagramContact with their profile and reply window", func() {
+		var incoming igv1.InstagramMessageList
+		Expect(k8sClient.List(ctx, &incoming, client.InNamespace(ns), client.MatchingLabels{igv1.LabelEvent: igv1.EventLabelMessage})).To(Succeed())
+		Expect(incoming.Items).To(HaveLen(1))
+		sentAt := incoming.Items[0].Status.EventTime.Time
+
+		contact := &igv1.InstagramContact{}
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: names.ContactName("support", customer)}, contact)).To(Succeed())
+			g.Expect(contact.Status.Profile.Username).To(Equal("ann.customer"))
+		}, timeout).Should(Succeed())
+		Expect(contact.Status.Profile.Name).To(Equal("Ann Customer"))
+		Expect(contact.Status.Profile.FollowsBusiness).To(Equal(ptr.To(true)))
+		Expect(isReady(contact)).To(BeTrue())
+		Expect(contact.Status.Window.State).To(Equal(igv1.WindowOpen))
+		Expect(contact.Status.Window.StandardClosesAt.Time).To(BeTemporally("==", sentAt.Add(24*time.Hour)))
+		Expect(contact.Status.Window.HumanAgentClosesAt.Time).To(BeTemporally("==", sentAt.Add(7*24*time.Hour)))
+		Expect(contact.Labels).To(HaveKeyWithValue(igv1.LabelWindow, igv1.WindowLabelOpen))
+		// One lookup, however many writes the receiver and the manager made.
+		lookups := 0
+		for _, c := range env.Fake.Calls() {
+			if c.Endpoint == fake.EndpointProfile && strings.HasSuffix(c.Path, "/"+customer) {
+				lookups++
+			}
+		}
+		Expect(lookups).To(Equal(1))
 	})
 
 	It("refuses a forged delivery and stores nothing from it", func() {
@@ -275,6 +307,39 @@ var _ = Describe("the operator, end to end", Ordered, func() {
 		Consistently(func() int { return sentTexts()["sent while the manager crashes"] }, 3*time.Second).Should(BeNumerically("<=", 1))
 	})
 
+	It("refuses a send outside the recorded window without calling Instagram", func() {
+		// As if the customer's last message (and their reaction, which may
+		// have opened the window too) were 8 days old.
+		contact := &igv1.InstagramContact{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: names.ContactName("support", customer)}, contact)).To(Succeed())
+		Expect(contact.Status.Window.UnconfirmedBy).To(Equal(igv1.OpenerReaction))
+		patch := client.MergeFrom(contact.DeepCopy())
+		old := metav1.NewMicroTime(time.Now().Add(-8 * 24 * time.Hour))
+		contact.Status.Window.OpenedAt = &old
+		contact.Status.Window.UnconfirmedAt = &old
+		Expect(k8sClient.Status().Patch(ctx, contact, patch)).To(Succeed())
+
+		sends := env.Fake.CallCount(fake.EndpointSend)
+		msg := &igv1.InstagramMessage{
+			ObjectMeta: metav1.ObjectMeta{Name: "reply-late", Namespace: ns},
+			Spec: igv1.InstagramMessageSpec{
+				ChannelRef: igv1.ChannelReference{Name: "support"},
+				Direction:  igv1.DirectionOutgoing,
+				ContactID:  customer,
+				Text:       "sorry for the wait",
+				Tag:        igv1.TagHumanAgent,
+			},
+		}
+		Expect(k8sClient.Create(ctx, msg)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(msg), msg)).To(Succeed())
+			g.Expect(msg.Status.Phase).To(Equal(igv1.PhaseFailed))
+		}, timeout).Should(Succeed())
+		Expect(msg.Status.Reason).To(Equal(igv1.ReasonOutsideWindow))
+		Expect(msg.Status.Message).To(ContainSubstring("the 7-day HUMAN_AGENT window closed at"))
+		Expect(env.Fake.CallCount(fake.EndpointSend)).To(Equal(sends))
+	})
+
 	It("exports every metric the shipped alerts use", func() {
 		managerMetrics, err := env.Manager.Scrape()
 		Expect(err).NotTo(HaveOccurred())
@@ -300,6 +365,7 @@ var _ = Describe("the operator, end to end", Ordered, func() {
 			{"InstagramChannel", client.ObjectKey{Namespace: ns, Name: "support"}, "Healthy", status.CurrentStatus},
 			{"InstagramMessage", client.ObjectKey{Namespace: ns, Name: "reply-1"}, "Healthy", status.CurrentStatus},
 			{"InstagramMessage", client.ObjectKey{Namespace: ns, Name: "reply-crash"}, "Degraded", status.FailedStatus},
+			{"InstagramContact", client.ObjectKey{Namespace: ns, Name: names.ContactName("support", customer)}, "Healthy", status.CurrentStatus},
 		} {
 			health, kstat := liveHealth(ctx, w.kind, w.key)
 			Expect(health.Status).To(Equal(w.health), "%s %s: %s", w.kind, w.key, health.Message)

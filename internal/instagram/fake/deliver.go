@@ -351,7 +351,7 @@ func (s *Server) DeliverMessage(ctx context.Context, m CustomerMessage) (string,
 		s.customers[m.CustomerID] = &Customer{IGSID: m.CustomerID}
 	}
 	s.lastCustomerMsg[convKey{m.AccountUserID, m.CustomerID}] = now
-	s.inbound[m.MID] = inboundMessage{accountUserID: m.AccountUserID, customerID: m.CustomerID}
+	s.inbound[m.MID] = inboundMessage{accountUserID: m.AccountUserID, customerID: m.CustomerID, text: m.Text, at: now}
 	s.mu.Unlock()
 
 	msg := &Message{MID: m.MID, Text: m.Text, Attachments: m.Attachments}
@@ -366,6 +366,10 @@ func (s *Server) DeliverMessage(ctx context.Context, m CustomerMessage) (string,
 func (s *Server) conversationOf(mid string) (accountUserID, customerID string, sent bool, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.conversationOfLocked(mid)
+}
+
+func (s *Server) conversationOfLocked(mid string) (accountUserID, customerID string, sent bool, ok bool) {
 	for _, m := range s.sent {
 		if m.MID == mid {
 			return m.AccountUserID, m.RecipientID, true, true

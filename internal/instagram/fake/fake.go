@@ -42,6 +42,10 @@ const (
 	EndpointUnsubscribe   = "unsubscribe"
 	EndpointSend          = "send"
 	EndpointProfile       = "profile"
+	// The Conversations API.
+	EndpointConversations       = "conversations"
+	EndpointConversation        = "conversation"
+	EndpointConversationMessage = "conversation_message"
 	// EndpointUnknown is any path the fake does not serve.
 	EndpointUnknown = "unknown"
 )
@@ -96,6 +100,10 @@ type Options struct {
 	// subcode 2534022. Customer messages count when they are delivered
 	// with DeliverMessage.
 	EnforceMessagingWindow bool
+	// ProfilePicTTL, when positive, makes every profile_pic URL the fake
+	// serves expire this long after the lookup, stated as the CDN does in
+	// its oe parameter (Unix seconds in hex).
+	ProfilePicTTL time.Duration
 	// WrapCodeExchange answers the code exchange in the
 	// {"data":[{...}]} shape (user_id as a string, permissions as a comma
 	// string) instead of the flat one (user_id a number, permissions a list).
@@ -130,8 +138,14 @@ type Customer struct {
 	FollowerCount        int64
 	IsUserFollowBusiness bool
 	IsBusinessFollowUser bool
+	IsVerifiedUser       bool
 	// NoConsent makes the profile lookup fail with code 230.
 	NoConsent bool
+	// Blocked (the customer blocked the account) and Deleted (the customer
+	// deleted their account) make the profile lookup fail as for an object
+	// that cannot be loaded (code 100, subcode 33).
+	Blocked bool
+	Deleted bool
 	// Unavailable makes sends to this customer fail with code 551.
 	Unavailable bool
 }
@@ -194,9 +208,12 @@ type subKey struct{ appID, userID string }
 
 type convKey struct{ accountUserID, customerID string }
 
-// inboundMessage is a customer message delivered with DeliverMessage.
+// inboundMessage is a customer message delivered with DeliverMessage (or
+// added as history with AddHistory).
 type inboundMessage struct {
 	accountUserID, customerID string
+	text                      string
+	at                        time.Time
 }
 
 // Server is the fake Instagram. Create it with New.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -51,7 +52,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("/{version}/me/messages", s.endpoint(fixed(EndpointSend), versioned(s.handleSend)))
 	mux.Handle("/{version}/{id}/messages", s.endpoint(fixed(EndpointSend), versioned(s.handleSend)))
 	mux.Handle("/{version}/{id}/subscribed_apps", s.endpoint(subscribedAppsEndpoint, versioned(s.handleSubscribedApps)))
-	mux.Handle("/{version}/{id}", s.endpoint(fixed(EndpointProfile), versioned(s.handleProfile)))
+	mux.Handle("/{version}/me/conversations", s.endpoint(fixed(EndpointConversations), versioned(s.handleConversations)))
+	mux.Handle("/{version}/{id}", s.endpoint(s.objectEndpoint, versioned(s.handleObject)))
 	mux.Handle("/", s.endpoint(fixed(EndpointUnknown), handleUnknown))
 	return mux
 }
@@ -600,13 +602,39 @@ func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request, rc *reqCt
 		writeGraphError(w, errObjectNotFound(r.Method, id))
 		return
 	}
+	if c.Blocked || c.Deleted {
+		writeGraphError(w, errObjectNotFound(r.Method, id))
+		return
+	}
 	if c.NoConsent {
 		writeGraphError(w, &graphError{Code: codeConsentRequired, Message: "(#230) User consent is required to access user profile"})
 		return
 	}
 	writeJSON(w, http.StatusOK, requestedFields(r, map[string]any{
-		"id": c.IGSID, "name": c.Name, "username": c.Username, "profile_pic": c.ProfilePic,
+		"id": c.IGSID, "name": nullable(c.Name), "username": c.Username, "profile_pic": nullable(s.pictureURL(c.ProfilePic)),
 		"follower_count": c.FollowerCount, "is_user_follow_business": c.IsUserFollowBusiness,
-		"is_business_follow_user": c.IsBusinessFollowUser,
+		"is_business_follow_user": c.IsBusinessFollowUser, "is_verified_user": c.IsVerifiedUser,
 	}))
+}
+
+// nullable is s, or JSON null for "" as Meta sends a name or picture a
+// person has none of.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// pictureURL is a picture URL as the CDN hands it out: with its expiry in
+// the oe parameter when Options.ProfilePicTTL is set.
+func (s *Server) pictureURL(u string) string {
+	if u == "" || s.opts.ProfilePicTTL <= 0 {
+		return u
+	}
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + "oe=" + strconv.FormatInt(s.clock.Now().Add(s.opts.ProfilePicTTL).Unix(), 16)
 }

@@ -76,11 +76,21 @@ var _ = AfterSuite(func() {
 	}
 })
 
+// installCRDs installs the operator's CRDs except InstagramContact, which
+// the contacts specs install themselves, so they can show the plugin both
+// before and after the kind exists (an older operator serves none).
 func installCRDs() {
-	_, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
-		Paths:              []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfPathMissing: true,
-	})
+	dir := filepath.Join("..", "..", "config", "crd", "bases")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	var paths []string
+	for _, f := range files {
+		if !strings.Contains(filepath.Base(f), "instagramcontacts") {
+			paths = append(paths, f)
+		}
+	}
+	Expect(paths).NotTo(BeEmpty())
+	_, err = envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true})
 	Expect(err).NotTo(HaveOccurred())
 }
 

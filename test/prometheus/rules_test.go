@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/controllers"
 	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/webhookserver"
@@ -109,7 +110,7 @@ func exportedMetrics(t *testing.T) exported {
 	if err := igv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(channels(), app(), appSecret())...).
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(channels(), app(), appSecret(), publishedAppSecret())...).
 		WithIndex(&igv1.InstagramChannel{}, webhookserver.ChannelUserIDIndex, webhookserver.IndexChannelUserID).Build()
 
 	reg := prometheus.NewPedanticRegistry()
@@ -331,6 +332,24 @@ func appSecret() *corev1.Secret {
 			igv1.AppSecretKeyAppSecret:   []byte("app-secret-for-tests"),
 			igv1.AppSecretKeyVerifyToken: []byte("verify-token-for-tests"),
 		},
+	}
+}
+
+// publishedAppSecret is the copy of appSecret the manager publishes for
+// the receiver, which reads app credentials from there only.
+func publishedAppSecret() *corev1.Secret {
+	a, src := app(), appSecret()
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      names.AppCredentialsSecretName(igv1.KindClusterInstagramApp, "", a.Name),
+			Namespace: clusterNamespace,
+			Labels:    map[string]string{igv1.LabelWatch: "true", igv1.LabelAppCredentials: "true"},
+			Annotations: map[string]string{
+				igv1.AnnotationAppKind: igv1.KindClusterInstagramApp, igv1.AnnotationAppName: a.Name,
+			},
+		},
+		Type: igv1.AppCredentialsSecretType,
+		Data: src.Data,
 	}
 }
 

@@ -30,9 +30,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
-	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/controllers"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/webhookserver"
 )
 

@@ -45,11 +45,14 @@ manifests: ## Write CRDs and RBAC roles.
 	$(MAKE) -s chart
 
 .PHONY: chart
-chart: ## Copy the CRDs, RBAC rules and alerts of config/ into the Helm chart.
-	rm -f $(CHART)/crds/*.yaml
+chart: ## Copy the CRDs, RBAC roles, admission policies and alerts of config/ into the Helm chart.
+	rm -f $(CHART)/crds/*.yaml $(CHART)/files/*.yaml
 	cp config/crd/bases/*.yaml $(CHART)/crds/
 	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
 	cp config/rbac/webhookserver/role.yaml $(CHART)/files/webhookserver-role.yaml
+	cp config/rbac/user_roles.yaml $(CHART)/files/user-roles.yaml
+	cp config/admission/secret_writes.yaml $(CHART)/files/admission-secret-writes.yaml
+	cp config/admission/trusted_writes.yaml $(CHART)/files/admission-trusted-writes.yaml
 	cp config/prometheus/rules.yaml $(CHART)/files/prometheus-rules.yaml
 
 .PHONY: api-docs

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -540,8 +541,28 @@ func (r *AppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.appsForSecret)).
 		// A deleted app waits for its channels: each channel's change
 		// (its deletion above all) wakes the app it names.
-		Watches(&igv1.InstagramChannel{}, handler.EnqueueRequestsFromMapFunc(r.appForChannel)).
+		Watches(&igv1.InstagramChannel{}, handler.EnqueueRequestsFromMapFunc(r.appForChannel), builder.WithPredicates(channelLeftAppPredicate())).
 		Complete(r)
+}
+
+// channelLeftAppPredicate lets through the channel events after which an
+// app may no longer be in use: deletion (requested or done) and a changed
+// spec.appRef. Status updates, by far the most frequent, do not wake apps.
+func channelLeftAppPredicate() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldCh, ok1 := e.ObjectOld.(*igv1.InstagramChannel)
+			newCh, ok2 := e.ObjectNew.(*igv1.InstagramChannel)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return oldCh.Spec.AppRef != newCh.Spec.AppRef ||
+				oldCh.DeletionTimestamp.IsZero() != newCh.DeletionTimestamp.IsZero()
+		},
+	}
 }
 
 // appForChannel maps a channel to the app of this reconciler's kind that

@@ -14,6 +14,7 @@ import (
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/sink"
 )
 
 // defaultSubscribedFields mirrors the CRD default, for objects that predate
@@ -153,6 +154,7 @@ func (r *InstagramChannelReconciler) subscriptionCheckFailed(ctx context.Context
 // forgetChannel drops what this process remembers of a channel.
 func (r *InstagramChannelReconciler) forgetChannel(ch *igv1.InstagramChannel) {
 	r.checkedAt.Delete(ch.UID)
+	sink.Forget(sink.Channel{Namespace: ch.Namespace, Name: ch.Name})
 	r.checkFailures.Delete(ch.UID)
 }
 

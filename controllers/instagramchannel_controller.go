@@ -204,7 +204,14 @@ func (r *InstagramChannelReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, nil
 	}
 
+	sinkHalt, err := r.reconcileSink(ctx, run)
+	if err != nil {
+		return r.summarise(ctx, run, nil, err)
+	}
 	h, err := r.runSteps(ctx, run)
+	if h == nil && err == nil {
+		h = sinkHalt
+	}
 	return r.summarise(ctx, run, h, err)
 }
 

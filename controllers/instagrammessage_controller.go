@@ -171,6 +171,8 @@ type InstagramMessageReconciler struct {
 	// records nothing.
 	Recorder events.EventRecorder
 	Options  MessageOptions
+	// Outcomes delivers outcomes to channels' sinks; nil ignores sinks.
+	Outcomes *OutcomeEmitter
 
 	// unpersisted holds, by message UID, the outcome of a send that this
 	// process knows but could not write (the API server was unreachable for
@@ -374,6 +376,9 @@ func (r *InstagramMessageReconciler) finish(ctx context.Context, msg *igv1.Insta
 		}
 	}
 	if msg.Labels[igv1.LabelDone] != "true" {
+		if r.Outcomes.Pending(ctx, msg) {
+			return nil // the emitter labels it done once the outcome is delivered
+		}
 		if err := r.patchLabels(ctx, msg, map[string]string{igv1.LabelDone: "true"}); err != nil {
 			return err
 		}

@@ -28,7 +28,7 @@ for platform in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64;
   sum=$(sha256sum "$archive" | cut -d' ' -f1)
   # The sha256 line follows the uri line of its archive.
   manifest=$(awk -v name="kubectl-instagram_${os}_${arch}.tar.gz" -v sum="$sum" '
-    index($0, name) { print; hit = 1; next }
+    index($0, "uri:") && index($0, name) { print; hit = 1; next }
     hit && /sha256:/ { sub(/"[0-9a-f]+"/, "\"" sum "\""); hit = 0 }
     { print }' <<<"$manifest")
 done

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates deepcopy, CRDs, RBAC and the chart's copies of them in a scratch copy of the module and
-# fails when they differ from the files in the work tree.
+# Regenerates deepcopy, CRDs, RBAC and the chart's copies of config/ (CRDs,
+# RBAC roles, user roles, admission policies, alerts) in a scratch copy of
+# the module and fails when they differ from the files in the work tree.
+# make chart empties the chart's crds/ and files/ first, so a copy that
+# config/ no longer has shows as well.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 scratch=$(mktemp -d)

@@ -172,6 +172,8 @@ type route struct {
 	Name      string
 	UID       types.UID
 	App       AppKey
+	// sink is the channel's event sink; nil without one (sink.go).
+	sink *routeSink
 }
 
 // channelFor finds the channel serving an Instagram account. When several
@@ -195,7 +197,7 @@ func (d *directory) channelFor(ctx context.Context, userID string) (*route, erro
 	if best == nil {
 		return nil, nil
 	}
-	return &route{Namespace: best.Namespace, Name: best.Name, UID: best.UID, App: appOf(best)}, nil
+	return &route{Namespace: best.Namespace, Name: best.Name, UID: best.UID, App: appOf(best), sink: sinkOf(best)}, nil
 }
 
 // appOf is the app a channel uses, as internal/routing decides it.

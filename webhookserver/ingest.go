@@ -10,6 +10,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/leadchat/instagram-operator/internal/sink"
 )
 
 // This file routes a verified delivery to channels and applies its events
@@ -67,6 +69,8 @@ type ingester struct {
 	unclaimedGrace time.Duration
 	// parallel bounds the conversations written at the same time.
 	parallel int
+	// sink sends the events of channels with a sink (sink.go).
+	sink *sink.Sender
 }
 
 // event is one routed item or change.
@@ -308,7 +312,7 @@ func (g *ingester) conversation(ctx context.Context, evs []*event) error {
 	slices.SortStableFunc(changers, byTime)
 	var first error
 	for _, ev := range slices.Concat(creators, changers) {
-		result, err := g.apply(ctx, ev)
+		result, err := g.store(ctx, ev)
 		switch {
 		case errors.Is(err, errInvalid):
 			result, err = resultInvalid, nil

@@ -217,9 +217,16 @@ func (h *loginHandler) callback(r *http.Request) page {
 		return forgedPage()
 	}
 	// The state is authentic: it names this channel. It must also carry
-	// the nonce the channel offers now, or it was used or replaced.
-	if a := ch.Status.Authorization; a == nil || a.Nonce == "" ||
-		subtle.ConstantTimeCompare([]byte(a.Nonce), []byte(st.Nonce)) != 1 {
+	// the nonce the channel offers now, or it was used or replaced. The
+	// cache may lag the link the manager just published by a moment, so a
+	// mismatch is confirmed with a live read before the person is refused.
+	if !offersNonce(ch, st.Nonce) {
+		live := &igv1.InstagramChannel{}
+		if err := h.s.opts.APIReader.Get(ctx, key, live); err == nil {
+			ch = live
+		}
+	}
+	if !offersNonce(ch, st.Nonce) {
 		log.Info("Login callback refused", "outcome", outcomeStateUsed)
 		return stateUsedPage(ch)
 	}
@@ -311,6 +318,13 @@ func (h *loginHandler) awaitOutcome(ctx context.Context, key types.NamespacedNam
 		return true, nil
 	})
 	return done
+}
+
+// offersNonce tells whether the channel's current login offer is the one
+// nonce was issued for.
+func offersNonce(ch *igv1.InstagramChannel, nonce string) bool {
+	a := ch.Status.Authorization
+	return a != nil && a.Nonce != "" && subtle.ConstantTimeCompare([]byte(a.Nonce), []byte(nonce)) == 1
 }
 
 // denied hands a declined login to the manager, which rotates the nonce

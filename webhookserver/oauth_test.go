@@ -168,6 +168,19 @@ var _ = Describe("Business Login callback", Ordered, func() {
 		Expect(loginSecretOf("shop")).NotTo(BeNil())
 	})
 
+	It("confirms a nonce the cache does not show yet with a live read, rather than calling the link used", func() {
+		// A receiver whose cache still holds the channel from before the
+		// manager published the link: the person clicked within moments.
+		stale := newStaleChannelReceiver(lw)
+		defer stale.Close()
+		q := approve(authorizeURL("shop", nonceOf("shop"), loginSecret), lw.shopper.UserID)
+		resp, err := http.Get(stale.URL + ws.CallbackPath + "?" + q.Encode())
+		Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(http.StatusAccepted))
+		Expect(loginSecretOf("shop")).NotTo(BeNil())
+	})
+
 	It("says checking, not connected, while the manager has not reported the outcome", func() {
 		code, body := callback(approve(authorizeURL("shop", nonceOf("shop"), loginSecret), lw.shopper.UserID))
 		Expect(code).To(Equal(http.StatusAccepted))
@@ -344,6 +357,35 @@ var _ = Describe("Business Login callback", Ordered, func() {
 // offerLogin is what the manager does when it publishes a link: a fresh
 // nonce in status.authorization, no login Secret pending. It waits until
 // the receiver's cache sees it.
+// staleChannelCache serves channels without their login offer, as a cache
+// that has not seen the manager's last status write; everything else
+// comes from the real cache.
+type staleChannelCache struct{ client.Reader }
+
+func (c staleChannelCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := c.Reader.Get(ctx, key, obj, opts...); err != nil {
+		return err
+	}
+	if ch, ok := obj.(*igv1.InstagramChannel); ok {
+		ch.Status.Authorization = nil
+	}
+	return nil
+}
+
+func newStaleChannelReceiver(w *loginWorld) *httptest.Server {
+	o := ws.LoginOptions{BurstPerIP: 1000, Burst: 1000, OutcomeWait: -1}
+	o.Instagram = instagram.NewClients(instagram.Config{GraphURL: w.igURL, APIURL: w.igURL, OAuthURL: w.igURL, RatePerSecond: -1, Clock: w.clock})
+	return httptest.NewServer(ws.New(ws.Options{
+		Client:                   k8s,
+		Cache:                    staleChannelCache{mgrCache},
+		APIReader:                k8s,
+		ClusterResourceNamespace: clusterNS,
+		Clock:                    w.clock,
+		Logger:                   logf.Log.WithName("login-stale"),
+		Login:                    o,
+	}))
+}
+
 // fakeManagerConsumesLogin plays the manager's part once a login Secret for
 // the channel appears: it clears the authorization (the nonce is spent) and
 // sets the Ready condition the reconcile ended in. It returns a stop func.

@@ -25,6 +25,7 @@ import (
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/names"
+	"github.com/leadchat/instagram-operator/internal/sink"
 )
 
 // WebhookPath is where Meta delivers webhooks (the app's status.webhookURL).
@@ -79,6 +80,8 @@ type Options struct {
 	Parallelism int
 	// Login configures the Business Login callback (CallbackPath).
 	Login LoginOptions
+	// Sink bounds the delivery of events to channels' sinks.
+	Sink sink.Options
 
 	// MaxSharedPathSecrets bounds the app secrets a delivery on the shared
 	// path (WebhookPath, without an app) is checked against, oldest apps
@@ -180,6 +183,7 @@ func New(o Options) *Server {
 		grace:          o.OrphanGrace,
 		unclaimedGrace: o.UnclaimedGrace,
 		parallel:       o.Parallelism,
+		sink:           sink.NewSender(o.Sink),
 	}
 	s.handler = instrument(s.routes())
 	return s

@@ -123,6 +123,12 @@ type InstagramChannelSpec struct {
 	// changes, no sends. Incoming webhooks are still recorded.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// sink receives every event of the channel as a CloudEvent: incoming
+	// events recorded by the receiver and outgoing outcomes (sent, read,
+	// failed). See docs/events.md.
+	// +optional
+	Sink *SinkSpec `json:"sink,omitempty"`
 }
 
 // AccountStatus is the Instagram professional account behind a channel, as
@@ -250,6 +256,16 @@ type InstagramChannelStatus struct {
 	// annotation value handled last.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+
+	// sinkURI is the resolved address of spec.sink (Knative's
+	// status.sinkUri); empty while it does not resolve (condition
+	// SinkProvided).
+	// +optional
+	SinkURI string `json:"sinkURI,omitempty"`
+	// sink is the rest of the resolved sink: CA certificates, audience,
+	// dead-letter sink.
+	// +optional
+	Sink *SinkStatus `json:"sink,omitempty"`
 }
 
 // InstagramChannel connects one Instagram professional account: it keeps the

@@ -163,6 +163,14 @@ func run() error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up channel controller: %w", err)
 	}
+	outcomes := &controllers.OutcomeEmitter{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("instagram-sink"),
+		Clock:    clock.RealClock{},
+	}
+	if err := mgr.Add(outcomes); err != nil {
+		return fmt.Errorf("set up outcome emitter: %w", err)
+	}
 	if err := (&controllers.InstagramMessageReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -175,6 +183,7 @@ func run() error {
 			// The client's timeout sizes the send lease.
 			SendTimeout: f.instagramTimeout,
 		},
+		Outcomes: outcomes,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up message controller: %w", err)
 	}

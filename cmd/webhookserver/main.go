@@ -23,6 +23,7 @@ import (
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/internal/cmdutil"
 	"github.com/leadchat/instagram-operator/internal/instagram"
+	"github.com/leadchat/instagram-operator/internal/sink"
 	"github.com/leadchat/instagram-operator/internal/version"
 	"github.com/leadchat/instagram-operator/webhookserver"
 )
@@ -42,6 +43,7 @@ type flags struct {
 	sharedPathMaxSecrets                       int
 	trustedProxies                             string
 	printVersion                               bool
+	sinkMaxInFlight                            int
 }
 
 func parseFlags() (flags, zap.Options) {
@@ -62,6 +64,7 @@ func parseFlags() (flags, zap.Options) {
 	flag.StringVar(&f.trustedProxies, "trusted-proxies", "",
 		"Comma-separated addresses or CIDRs of the proxies in front of the receiver whose X-Forwarded-For names the client (per-client limits). Empty: the peer address is the client.")
 	flag.BoolVar(&f.printVersion, "version", false, "Print the version and exit.")
+	flag.IntVar(&f.sinkMaxInFlight, "sink-max-in-flight", sink.DefaultMaxInFlight, "Most CloudEvents in flight to one event sink at once.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -125,6 +128,7 @@ func run() error {
 		MaxBodyBytes:             f.maxBodyBytes,
 		MaxSharedPathSecrets:     sharedSecrets,
 		TrustedProxies:           trusted,
+		Sink:                     sink.Options{MaxInFlight: f.sinkMaxInFlight},
 		Logger:                   ctrl.Log.WithName("webhookserver"),
 		// The Business Login callback exchanges codes and names the
 		// connected account.

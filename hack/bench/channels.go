@@ -39,6 +39,9 @@ type bench struct {
 	fast       client.Client
 	asReceiver client.Client
 	clientset  kubernetes.Interface
+	// objectPathBest is the receiver scenario's best deliveries/s into
+	// objects, which the sink scenario compares with.
+	objectPathBest float64
 }
 
 // channel is one Ready channel and its account.

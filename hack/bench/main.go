@@ -4,7 +4,8 @@
 // operator by: time and Instagram calls to bring many channels Ready, API
 // writes while idle, the manager's memory with a large message history,
 // send throughput under the per-app rate limit, and the receiver's
-// throughput compared with writing the same objects directly.
+// throughput compared with writing the same objects directly, and with
+// sending the same events to a local CloudEvents sink (object-less).
 //
 // It measures and reports; it never fails on a figure. `make bench` runs it
 // after the Go benchmarks (hack/bench.sh). Figures are printed as a table
@@ -61,7 +62,7 @@ func (c *config) wants(s string) bool { return slices.Contains(c.scenarios, s) }
 func parseFlags() (*config, error) {
 	c := &config{}
 	var scenarios, concurrency string
-	flag.StringVar(&scenarios, "scenarios", "channels,receiver,messages", "Comma-separated scenarios to run: channels, receiver, messages. Channels are always created: the other scenarios need them.")
+	flag.StringVar(&scenarios, "scenarios", "channels,receiver,messages,sink", "Comma-separated scenarios to run: channels, receiver, messages, sink. Channels are always created: the other scenarios need them; sink compares with receiver when both run.")
 	flag.StringVar(&c.out, "out", "bin/bench", "Directory for results.json, results.md and the binaries' logs.")
 	flag.StringVar(&c.goBench, "go-bench", "", "File with `go test -bench` output to include in the summary.")
 	flag.IntVar(&c.channels, "channels", 1000, "InstagramChannels to create (one fake account each).")
@@ -83,10 +84,10 @@ func parseFlags() (*config, error) {
 		s = strings.TrimSpace(s)
 		switch s {
 		case "":
-		case scenarioChannels, scenarioReceiver, scenarioMessages:
+		case scenarioChannels, scenarioReceiver, scenarioMessages, scenarioSink:
 			c.scenarios = append(c.scenarios, s)
 		default:
-			return nil, fmt.Errorf("unknown scenario %q (want channels, receiver, messages)", s)
+			return nil, fmt.Errorf("unknown scenario %q (want channels, receiver, messages, sink)", s)
 		}
 	}
 	for _, s := range strings.Split(concurrency, ",") {
@@ -106,6 +107,8 @@ const (
 	scenarioChannels = "channels"
 	scenarioReceiver = "receiver"
 	scenarioMessages = "messages"
+	// scenarioSink runs last: it turns every channel object-less.
+	scenarioSink = "sink"
 )
 
 func main() {
@@ -202,6 +205,11 @@ func (b *bench) runScenarios(ctx context.Context) error {
 	if b.cfg.wants(scenarioMessages) {
 		if err := b.messages(ctx); err != nil {
 			return fmt.Errorf("messages: %w", err)
+		}
+	}
+	if b.cfg.wants(scenarioSink) {
+		if err := b.sink(ctx); err != nil {
+			return fmt.Errorf("sink: %w", err)
 		}
 	}
 	return nil

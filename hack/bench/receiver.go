@@ -64,6 +64,7 @@ func (b *bench) receiver(ctx context.Context) error {
 			return b.postDelivery(ctx, httpClient, ch, fmt.Sprintf("bench-recv-%d-%d", si, i), i)
 		})
 		recvSteps = append(recvSteps, r)
+		b.objectPathBest = max(b.objectPathBest, r.PerSecond)
 		progress("  %.1f deliveries/s, p50 %.1f ms, p99 %.1f ms, answers %v", r.PerSecond, r.P50Millis, r.P99Millis, r.Statuses)
 
 		progress("baseline: %d create+status writes at concurrency %d", cfg.deliveries, c)

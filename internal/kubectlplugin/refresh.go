@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
@@ -99,9 +98,6 @@ func (r *root) printChannelResult(ch *igv1.InstagramChannel) error {
 	}
 	if rep.Ready != "True" {
 		return fmt.Errorf("InstagramChannel %s is not Ready: %s", id, readyWord(rep.Ready, rep.Reason))
-	}
-	if ready := meta.FindStatusCondition(ch.Status.Conditions, igv1.ConditionReady); ready == nil {
-		return fmt.Errorf("InstagramChannel %s has no Ready condition", id)
 	}
 	return nil
 }

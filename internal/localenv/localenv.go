@@ -113,6 +113,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, retErr error) {
 		CRDDirectoryPaths:     []string{filepath.Join(testenv.RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: testenv.AssetsDir(),
+		// A loaded 2-core machine (CI, or tests beside each other) starts
+		// kube-apiserver slowly; its default 20s is tight there.
+		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
 	cfg, err := e.testEnv.Start()
 	if err != nil {

@@ -59,6 +59,8 @@ func TestServerDryRun(t *testing.T) {
 		"defaults":     nil,
 		"every option": everyOption(t),
 		"as config/":   kustomizeEquivalentValues,
+		// The admission policies with the names put in (every option turns them off).
+		"other names": {"fullnameOverride": "acme-ig", "publicURL": "https://hooks.acme.test"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := mustRender(t, values)

@@ -59,6 +59,12 @@ func loadChart(t *testing.T) *chart.Chart {
 // render installs the chart client-only (helm template --include-crds).
 func render(t *testing.T, values map[string]any) (rendered, error) {
 	t.Helper()
+	return renderIn(t, namespace, values)
+}
+
+// renderIn renders the chart into another release namespace.
+func renderIn(t *testing.T, ns string, values map[string]any) (rendered, error) {
+	t.Helper()
 	cfg := &action.Configuration{
 		Releases:     storage.Init(driver.NewMemory()),
 		KubeClient:   &kubefake.PrintingKubeClient{Out: io.Discard},
@@ -69,7 +75,7 @@ func render(t *testing.T, values map[string]any) (rendered, error) {
 	install.ClientOnly = true
 	install.IncludeCRDs = true
 	install.ReleaseName = releaseName
-	install.Namespace = namespace
+	install.Namespace = ns
 	install.Replace = true
 	// The version of the local control plane (hack/tools builds it); Helm's
 	// client-only default is older than the chart's kubeVersion.
@@ -99,6 +105,27 @@ func mustRender(t *testing.T, values map[string]any) rendered {
 		t.Fatalf("render: %v", err)
 	}
 	return r
+}
+
+func mustRenderIn(t *testing.T, ns string, values map[string]any) rendered {
+	t.Helper()
+	r, err := renderIn(t, ns, values)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return r
+}
+
+// crdName reads the group and plural of a CRD file.
+func crdName(t *testing.T, path string) (group, plural string) {
+	t.Helper()
+	crd := &unstructured.Unstructured{Object: readYAML(t, path)}
+	group, _, _ = unstructured.NestedString(crd.Object, "spec", "group")
+	plural, _, _ = unstructured.NestedString(crd.Object, "spec", "names", "plural")
+	if group == "" || plural == "" {
+		t.Fatalf("%s: no spec.group or spec.names.plural", path)
+	}
+	return group, plural
 }
 
 // decode splits a multi-document YAML stream into objects.

@@ -54,6 +54,20 @@ func TestChartCopiesAreFresh(t *testing.T) {
 		"files/manager-role.yaml":       "config/rbac/role.yaml",
 		"files/webhookserver-role.yaml": "config/rbac/webhookserver/role.yaml",
 		"files/prometheus-rules.yaml":   "config/prometheus/rules.yaml",
+		"files/user-roles.yaml":         "config/rbac/user_roles.yaml",
+		// The admission policies: config/admission minus its kustomization.
+		"files/admission-secret-writes.yaml":  "config/admission/secret_writes.yaml",
+		"files/admission-trusted-writes.yaml": "config/admission/trusted_writes.yaml",
+	}
+	admission, _ := filepath.Glob(filepath.Join(repoRoot, "config", "admission", "*.yaml"))
+	if len(admission) != 3 {
+		t.Errorf("config/admission has %d files, the chart copies 2 and the kustomization: update make chart, templates/admission.yaml and this test", len(admission))
+	}
+	inFiles, _ := filepath.Glob(filepath.Join(chartDir, "files", "*"))
+	for _, f := range inFiles {
+		if _, ok := copies[filepath.Join("files", filepath.Base(f))]; !ok {
+			t.Errorf("charts/instagram-operator/files/%s is a copy of nothing: run make chart", filepath.Base(f))
+		}
 	}
 	bases, err := filepath.Glob(filepath.Join(repoRoot, "config", "crd", "bases", "*.yaml"))
 	if err != nil || len(bases) == 0 {

@@ -56,11 +56,17 @@ func TestDefaultRender(t *testing.T) {
 		"ClusterRoleBinding /instagram-operator-manager-rolebinding",
 		"ClusterRoleBinding /instagram-operator-webhookserver-rolebinding",
 		"ConfigMap instagram-operator-system/instagram-operator-settings",
-		"CustomResourceDefinition /clusterinstagramapps.instagram.leadchat.io",
-		"CustomResourceDefinition /instagramapps.instagram.leadchat.io",
-		"CustomResourceDefinition /instagramchannels.instagram.leadchat.io",
-		"CustomResourceDefinition /instagramcomments.instagram.leadchat.io",
-		"CustomResourceDefinition /instagrammessages.instagram.leadchat.io",
+	}
+	// Every CRD of config/crd/bases, as make chart copies them.
+	bases, err := filepath.Glob(filepath.Join(repoRoot, "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(bases) < 5 {
+		t.Fatalf("CRDs of config/crd/bases: %v %v", bases, err)
+	}
+	for _, b := range bases {
+		group, plural := crdName(t, b)
+		want = append(want, "CustomResourceDefinition /"+plural+"."+group)
+	}
+	want = append(want,
 		"Deployment instagram-operator-system/instagram-operator-manager",
 		"Deployment instagram-operator-system/instagram-operator-webhookserver",
 		"NetworkPolicy instagram-operator-system/instagram-operator-manager-metrics",
@@ -72,13 +78,15 @@ func TestDefaultRender(t *testing.T) {
 		"RoleBinding instagram-operator-system/instagram-operator-webhookserver-rolebinding",
 		"Service instagram-operator-system/instagram-operator-manager-metrics",
 		"Service instagram-operator-system/instagram-operator-webhookserver",
+		"Service instagram-operator-system/instagram-operator-webhookserver-metrics",
 		"ServiceAccount instagram-operator-system/instagram-operator-manager",
 		"ServiceAccount instagram-operator-system/instagram-operator-webhookserver",
 		"ValidatingAdmissionPolicy /instagram-operator-secret-writes",
 		"ValidatingAdmissionPolicy /instagram-operator-trusted-writes",
 		"ValidatingAdmissionPolicyBinding /instagram-operator-secret-writes",
 		"ValidatingAdmissionPolicyBinding /instagram-operator-trusted-writes",
-	}
+	)
+	sort.Strings(want)
 	if diff := cmp.Diff(want, keys(r.objects)); diff != "" {
 		t.Errorf("objects (-want +got):\n%s", diff)
 	}
@@ -91,6 +99,9 @@ func TestDefaultRender(t *testing.T) {
 		if got, want := c["image"], "ghcr.io/leadchat/instagram-operator:"+version; got != want {
 			t.Errorf("%s image = %v, want %s", name, got, want)
 		}
+	}
+	if !strings.Contains(r.notes, `networkPolicy.metricsNamespaceSelector {"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}`) {
+		t.Errorf("notes do not say who may scrape metrics:\n%s", r.notes)
 	}
 	// Empty publicURL: the notes say what is missing instead of URLs that are wrong.
 	if !strings.Contains(r.notes, "WARNING: publicURL is empty") || strings.Contains(r.notes, "/webhooks/instagram") {
@@ -139,6 +150,8 @@ func TestEveryOptionRenders(t *testing.T) {
 		{find(t, r.objects, "PodDisruptionBudget", "acme-ig-manager"), []string{"spec", "minAvailable"}, "50%"},
 		{find(t, r.objects, "ConfigMap", "acme-ig-settings"), []string{"data", "publicURL"}, "https://hooks.acme.test/instagram/"},
 		{find(t, r.objects, "Service", "acme-ig-webhookserver"), []string{"spec", "type"}, "LoadBalancer"},
+		{find(t, r.objects, "Service", "acme-ig-webhookserver"), []string{"spec", "ports"}, []any{map[string]any{"name": "public", "port": float64(8443), "targetPort": "public"}}},
+		{find(t, r.objects, "Service", "acme-ig-webhookserver-metrics"), []string{"spec", "ports"}, []any{map[string]any{"name": "metrics", "port": float64(9091), "targetPort": "metrics"}}},
 		{find(t, r.objects, "Service", "acme-ig-manager-metrics"), []string{"spec", "ports"}, []any{map[string]any{"name": "metrics", "port": float64(9090), "targetPort": "metrics"}}},
 		{find(t, r.objects, "Ingress", "acme-ig-webhookserver"), []string{"spec", "ingressClassName"}, "nginx"},
 		{find(t, r.objects, "Ingress", "acme-ig-webhookserver"), []string{"spec", "tls"}, []any{map[string]any{"hosts": []any{"hooks-ingress.acme.test"}, "secretName": "hooks-tls"}}},
@@ -199,7 +212,12 @@ func TestEveryOptionRenders(t *testing.T) {
 		if o.GetKind() == "PodDisruptionBudget" && o.GetName() == "acme-ig-webhookserver" {
 			t.Errorf("webhookserver.podDisruptionBudget.enabled=false still renders %s", key(o))
 		}
+		if strings.HasPrefix(o.GetKind(), "ValidatingAdmissionPolicy") {
+			t.Errorf("admissionPolicies.enabled=false still renders %s", key(o))
+		}
 	}
+	// Not aggregated: installed whatever rbac.aggregateToUserRoles says.
+	find(t, r.objects, "ClusterRole", "acme-ig-instagram-conversations-reader-role")
 	ing := find(t, r.objects, "Ingress", "acme-ig-webhookserver")
 	if got := toYAML(t, ing.Object["spec"].(map[string]any)["rules"]); !strings.Contains(got, "path: /webhooks/instagram") ||
 		!strings.Contains(got, "path: /instagram/callback") || !strings.Contains(got, "name: acme-ig-webhookserver") {
@@ -208,6 +226,49 @@ func TestEveryOptionRenders(t *testing.T) {
 	hook := container(t, &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"template": find(t, r.hooks, "Pod", "acme-ig-test-receiver").Object}}})
 	if hook["image"] != "registry.acme.test/mirror/busybox:1.36.1" || !strings.Contains(toYAML(t, hook["args"]), "http://acme-ig-webhookserver:8443/webhooks/instagram") {
 		t.Errorf("test hook container:\n%s", toYAML(t, hook))
+	}
+}
+
+// Under another release name and namespace, the admission policies name
+// the release's ServiceAccounts and namespace, and nothing of config/'s.
+func TestAdmissionPoliciesNameTheRelease(t *testing.T) {
+	r := mustRenderIn(t, "acme-ops", map[string]any{"fullnameOverride": "acme-ig"})
+	var manager, receiver string
+	for _, o := range r.objects {
+		if o.GetKind() == "ServiceAccount" {
+			user := "system:serviceaccount:" + o.GetNamespace() + ":" + o.GetName()
+			switch o.GetName() {
+			case "acme-ig-manager":
+				manager = user
+			case "acme-ig-webhookserver":
+				receiver = user
+			}
+		}
+	}
+	if manager != "system:serviceaccount:acme-ops:acme-ig-manager" || receiver != "system:serviceaccount:acme-ops:acme-ig-webhookserver" {
+		t.Fatalf("ServiceAccounts %q %q", manager, receiver)
+	}
+	secrets := toYAML(t, find(t, r.objects, "ValidatingAdmissionPolicy", "acme-ig-secret-writes").Object)
+	trusted := toYAML(t, find(t, r.objects, "ValidatingAdmissionPolicy", "acme-ig-trusted-writes").Object)
+	for _, want := range []string{"'" + manager + "'", "'" + receiver + "'", `expression: '''acme-ops'''`} {
+		if !strings.Contains(secrets, want) {
+			t.Errorf("secret-writes lacks %s:\n%s", want, secrets)
+		}
+	}
+	for _, want := range []string{"'" + manager + "'", "'" + receiver + "'"} {
+		if !strings.Contains(trusted, want) {
+			t.Errorf("trusted-writes lacks %s:\n%s", want, trusted)
+		}
+	}
+	for _, o := range r.objects {
+		if spec := toYAML(t, o.Object["spec"]); strings.HasPrefix(o.GetKind(), "ValidatingAdmissionPolicy") && strings.Contains(spec, "instagram-operator-") {
+			t.Errorf("%s still names config/'s namespace or accounts:\n%s", key(o), spec)
+		}
+	}
+	for _, name := range []string{"acme-ig-secret-writes", "acme-ig-trusted-writes"} {
+		if got, _, _ := unstructured.NestedString(find(t, r.objects, "ValidatingAdmissionPolicyBinding", name).Object, "spec", "policyName"); got != name {
+			t.Errorf("binding %s binds policy %q", name, got)
+		}
 	}
 }
 

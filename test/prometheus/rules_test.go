@@ -32,7 +32,7 @@ import (
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
 	"github.com/leadchat/instagram-operator/controllers"
 	"github.com/leadchat/instagram-operator/internal/instagram"
-	"github.com/leadchat/instagram-operator/internal/names"
+	"github.com/leadchat/instagram-operator/internal/sink"
 	"github.com/leadchat/instagram-operator/webhookserver"
 )
 
@@ -110,7 +110,7 @@ func exportedMetrics(t *testing.T) exported {
 	if err := igv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(channels(), app(), appSecret(), publishedAppSecret())...).
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(channels(), app(), appSecret(), publishedCredentials())...).
 		WithIndex(&igv1.InstagramChannel{}, webhookserver.ChannelUserIDIndex, webhookserver.IndexChannelUserID).Build()
 
 	reg := prometheus.NewPedanticRegistry()
@@ -147,6 +147,13 @@ func exportedMetrics(t *testing.T) exported {
 	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, webhookserver.CallbackPath, nil))
 	if rec.Code < 400 {
 		t.Fatalf("callback without a state answered %d, want an error page", rec.Code)
+	}
+
+	// Sink series exist per channel once it has a sink; one channel's
+	// series carry every result the receiver and the manager write (the
+	// constants they count with), so an alert on a misspelt result fails.
+	for _, result := range []string{sink.ResultDelivered, sink.ResultFailed, sink.ResultRetried, sink.ResultDeadLettered, sink.ResultLost} {
+		sink.EventsTotal.WithLabelValues("acme", "support", result)
 	}
 
 	mfs, err := prometheus.Gatherers{reg, ctrlmetrics.Registry}.Gather()
@@ -325,6 +332,24 @@ func app() *igv1.ClusterInstagramApp {
 	}
 }
 
+// publishedCredentials is the copy of the app's credentials the manager
+// publishes in the operator's namespace: all the receiver may read.
+func publishedCredentials() *corev1.Secret {
+	s := appSecret()
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "published-acme", Namespace: clusterNamespace,
+			Labels: map[string]string{igv1.LabelAppCredentials: "true"},
+			Annotations: map[string]string{
+				igv1.AnnotationAppKind: igv1.KindClusterInstagramApp,
+				igv1.AnnotationAppName: "acme",
+			},
+		},
+		Type: igv1.AppCredentialsSecretType,
+		Data: s.Data,
+	}
+}
+
 func appSecret() *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "instagram-app", Namespace: clusterNamespace, Labels: map[string]string{igv1.LabelWatch: "true"}},
@@ -332,24 +357,6 @@ func appSecret() *corev1.Secret {
 			igv1.AppSecretKeyAppSecret:   []byte("app-secret-for-tests"),
 			igv1.AppSecretKeyVerifyToken: []byte("verify-token-for-tests"),
 		},
-	}
-}
-
-// publishedAppSecret is the copy of appSecret the manager publishes for
-// the receiver, which reads app credentials from there only.
-func publishedAppSecret() *corev1.Secret {
-	a, src := app(), appSecret()
-	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      names.AppCredentialsSecretName(igv1.KindClusterInstagramApp, "", a.Name),
-			Namespace: clusterNamespace,
-			Labels:    map[string]string{igv1.LabelWatch: "true", igv1.LabelAppCredentials: "true"},
-			Annotations: map[string]string{
-				igv1.AnnotationAppKind: igv1.KindClusterInstagramApp, igv1.AnnotationAppName: a.Name,
-			},
-		},
-		Type: igv1.AppCredentialsSecretType,
-		Data: src.Data,
 	}
 }
 

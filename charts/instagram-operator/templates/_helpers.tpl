@@ -82,3 +82,22 @@ checksum/settings: {{ include (print $top.Template.BasePath "/settings.yaml") $t
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The documents of a multi-document YAML file of files/ (copied from config/
+by make chart), as a YAML list: parse with fromYamlArray. Documents that
+are only comments are left out.
+*/}}
+{{- define "instagram-operator.documents" -}}
+{{- $docs := list -}}
+{{- range $doc := regexSplit "(?m)^---[ \\t]*$" . -1 -}}
+{{- $obj := fromYaml $doc -}}
+{{- if hasKey $obj "Error" -}}
+{{- fail (printf "cannot parse a document of files/: %s" $obj.Error) -}}
+{{- end -}}
+{{- if $obj -}}
+{{- $docs = append $docs $obj -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $docs -}}
+{{- end -}}

@@ -2,7 +2,6 @@ package webhookserver_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +9,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
@@ -80,30 +78,6 @@ var _ = Describe("per-app webhook paths", func() {
 		Expect(request(baseURL+ws.WebhookPath+"/apps/Not_A_Namespace/x", body, acmeSecret)).To(Equal(http.StatusNotFound))
 		Expect(request(baseURL+ws.WebhookPath+"/whatever", body, acmeSecret)).To(Equal(http.StatusNotFound))
 		Expect(rejected("unknown_app")).To(Equal(before + 4))
-	})
-
-	It("keep the shared path working for the first apps, up to the bound", func() {
-		ctx := context.Background()
-		url := receiverWith(ws.Options{MaxSharedPathSecrets: 3})
-		// acme (two secrets) and own (one) were published first; a third
-		// app is past the bound on the shared path, and fine on its own.
-		late := publishApp(ctx, igv1.KindInstagramApp, ns, "late", map[string]string{igv1.AppSecretKeyAppSecret: "late-secret", igv1.AppSecretKeyVerifyToken: "late-verify"})
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, late))).To(Succeed()) })
-		latePath := names.AppWebhookPath(igv1.KindInstagramApp, ns, "late")
-		Eventually(func() int { return handshake(url+latePath, "late-verify") }).Should(Equal(http.StatusOK))
-
-		body := delivery(entry(orphanAccount))
-		Expect(request(url+ws.WebhookPath, body, acmeSecret)).To(Equal(http.StatusOK))
-		Expect(request(url+ws.WebhookPath, body, ownSecret)).To(Equal(http.StatusOK))
-		Expect(request(url+ws.WebhookPath, body, "late-secret")).To(Equal(http.StatusUnauthorized), "past --shared-path-max-secrets")
-		Expect(request(url+latePath, body, "late-secret")).To(Equal(http.StatusOK))
-		Expect(handshake(url+ws.WebhookPath, "late-verify")).To(Equal(http.StatusForbidden), "a handshake there would promise deliveries that fail")
-		Expect(handshake(url+ws.WebhookPath, ownVerify)).To(Equal(http.StatusOK))
-
-		By("turned off, the shared path accepts nothing")
-		off := receiverWith(ws.Options{MaxSharedPathSecrets: -1})
-		Expect(request(off+ws.WebhookPath, body, acmeSecret)).To(Equal(http.StatusUnauthorized))
-		Expect(request(off+names.AppWebhookPath(igv1.KindClusterInstagramApp, "", "acme"), body, acmeSecret)).To(Equal(http.StatusOK))
 	})
 
 	It("are what the manager publishes in status.webhookURL", func() {

@@ -50,6 +50,7 @@ func manyApps(t testing.TB, n int) client.Reader {
 			Data: map[string][]byte{
 				igv1.AppSecretKeyAppSecret:         fmt.Appendf(nil, "secret-%d", i),
 				igv1.AppSecretKeyPreviousAppSecret: fmt.Appendf(nil, "previous-%d", i),
+				igv1.AppSecretKeyVerifyToken:       fmt.Appendf(nil, "verify-%d", i),
 			},
 		})
 	}
@@ -111,5 +112,67 @@ func BenchmarkForgedPost(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSharedPathBound: the shared path serves the apps published first, up
+// to the bound in secrets, whole apps only; the others are refused there
+// (delivery and handshake alike) and served on their own path.
+func TestSharedPathBound(t *testing.T) {
+	cache := manyApps(t, 3) // each app: current and previous secret
+	s := New(Options{Cache: cache, ClusterResourceNamespace: costNamespace, MaxSharedPathSecrets: 5, SignatureFailureBurst: 1 << 20})
+	body := []byte(`{"object":"instagram","entry":[]}`)
+	post := func(path, secret string) int {
+		r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		r.Header.Set(SignatureHeader, hubSignature(secret, body))
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Code
+	}
+	own := func(i int) string {
+		return names.AppWebhookPath(igv1.KindInstagramApp, fmt.Sprintf("tenant-%03d", i), "app")
+	}
+	tests := map[string]struct {
+		path, secret string
+		want         int
+	}{
+		"first app on the shared path":                 {WebhookPath, "secret-0", http.StatusOK},
+		"first app's previous secret":                  {WebhookPath, "previous-0", http.StatusOK},
+		"second app on the shared path":                {WebhookPath, "secret-1", http.StatusOK},
+		"third app past the bound of 5 secrets":        {WebhookPath, "secret-2", http.StatusUnauthorized},
+		"third app on its own path":                    {own(2), "secret-2", http.StatusOK},
+		"another app's secret on the third app's path": {own(2), "secret-0", http.StatusUnauthorized},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := post(tc.path, tc.secret); got != tc.want {
+				t.Fatalf("POST %s signed with %s: %d, want %d", tc.path, tc.secret, got, tc.want)
+			}
+		})
+	}
+
+	handshake := func(path, token string) int {
+		r := httptest.NewRequest(http.MethodGet, path+"?hub.mode=subscribe&hub.challenge=42&hub.verify_token="+token, nil)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Code
+	}
+	if got := handshake(WebhookPath, "verify-2"); got != http.StatusForbidden {
+		t.Errorf("shared-path handshake of an app past the bound: %d, want 403 (it would promise deliveries that fail)", got)
+	}
+	if got := handshake(WebhookPath, "verify-0"); got != http.StatusOK {
+		t.Errorf("shared-path handshake of the first app: %d, want 200", got)
+	}
+	if got := handshake(own(2), "verify-2"); got != http.StatusOK {
+		t.Errorf("own-path handshake of the third app: %d, want 200", got)
+	}
+
+	off := New(Options{Cache: cache, ClusterResourceNamespace: costNamespace, MaxSharedPathSecrets: -1})
+	r := httptest.NewRequest(http.MethodPost, WebhookPath, bytes.NewReader(body))
+	r.Header.Set(SignatureHeader, hubSignature("secret-0", body))
+	w := httptest.NewRecorder()
+	off.ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized {
+		t.Errorf("shared path turned off answered %d, want 401", w.Code)
 	}
 }

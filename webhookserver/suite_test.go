@@ -171,6 +171,10 @@ var _ = BeforeSuite(func() {
 		// purpose: the per-client limit has its own specs, each with a
 		// receiver of its own (receiverWith).
 		SignatureFailureBurst: 1 << 20,
+		// Specs publish apps of their own, some within the same second as
+		// the fixtures: the shared path's bound (TestSharedPathBound) must
+		// not decide here which fixture app a delivery is checked against.
+		MaxSharedPathSecrets: 1000,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancelMgr = cancel

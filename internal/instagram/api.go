@@ -43,8 +43,13 @@ type API interface {
 	// DELETE /vNN.0/<userID>/subscribed_apps
 	Unsubscribe(ctx context.Context, token, userID string) error
 
-	// Send sends one message: POST /vNN.0/me/messages.
+	// Send sends text or one attachment: POST /vNN.0/me/messages.
 	Send(ctx context.Context, token string, msg OutgoingMessage) (*SendResult, error)
+
+	// SendMessage sends any content or a sender action:
+	// POST /vNN.0/me/messages. Send is SendMessage with text or one
+	// attachment.
+	SendMessage(ctx context.Context, token string, req SendRequest) (*SendResult, error)
 
 	// Profile looks up a customer's profile (optional data; code 230 means the
 	// customer has not consented): GET /vNN.0/<igsid>?fields=...
@@ -104,7 +109,11 @@ type OutgoingMessage struct {
 // SendResult is Instagram's answer to a send.
 type SendResult struct {
 	RecipientID string
-	MessageID   string
+	// MessageID is the mid; empty for a sender action.
+	MessageID string
+	// MoreMessageIDs are further mids of a message Instagram recorded as
+	// several (images), where the answer names them.
+	MoreMessageIDs []string
 }
 
 // Profile is optional data about a customer.

@@ -96,6 +96,10 @@ type Options struct {
 	// subcode 2534022. Customer messages count when they are delivered
 	// with DeliverMessage.
 	EnforceMessagingWindow bool
+	// SplitImageMIDs records a multi-image send as one message per image,
+	// as Instagram may: the answer lists every mid in message_ids
+	// (message_id is the first), and each image has its own echo.
+	SplitImageMIDs bool
 	// WrapCodeExchange answers the code exchange in the
 	// {"data":[{...}]} shape (user_id as a string, permissions as a comma
 	// string) instead of the flat one (user_id a number, permissions a list).
@@ -149,6 +153,21 @@ type SentMessage struct {
 	Tag            string
 	ReplyTo        string
 	At             time.Time
+	// Kind is what was sent: text, quick_replies, image, images, video,
+	// audio, file, like_heart, media_share, button_template or
+	// generic_template.
+	Kind string
+	// MoreMIDs are the further mids of a multi-image send with
+	// Options.SplitImageMIDs.
+	MoreMIDs []string
+	// QuickReplies, Attachments (every image of a multi-image send, or the
+	// one attachment) and Template as Instagram read them.
+	QuickReplies []SentQuickReply
+	Attachments  []SentAttachment
+	Template     *SentTemplate
+	// Body is the request body exactly as received (JSON), for tests that
+	// compare the wire format with Meta's documentation.
+	Body []byte
 }
 
 // Call is one request the fake answered. It never holds a token: Path has no
@@ -215,6 +234,8 @@ type Server struct {
 	tokens          map[string]*TokenInfo
 	subs            map[subKey][]string
 	sent            []SentMessage
+	actions         []SentAction
+	posts           map[string]string // media ID -> owning account
 	inbound         map[string]inboundMessage
 	lastCustomerMsg map[convKey]time.Time
 	calls           []Call
@@ -243,6 +264,7 @@ func New(opts Options) *Server {
 		tokens:          map[string]*TokenInfo{},
 		subs:            map[subKey][]string{},
 		inbound:         map[string]inboundMessage{},
+		posts:           map[string]string{},
 		lastCustomerMsg: map[convKey]time.Time{},
 		faults:          map[string][]*faultEntry{},
 	}

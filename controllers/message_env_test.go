@@ -373,8 +373,8 @@ type hookedAPI struct {
 	afterSend func(mid string)
 }
 
-func (h hookedAPI) Send(ctx context.Context, token string, m instagram.OutgoingMessage) (*instagram.SendResult, error) {
-	res, err := h.API.Send(ctx, token, m)
+func (h hookedAPI) SendMessage(ctx context.Context, token string, req instagram.SendRequest) (*instagram.SendResult, error) {
+	res, err := h.API.SendMessage(ctx, token, req)
 	if err == nil {
 		h.afterSend(res.MessageID)
 	}
@@ -392,3 +392,25 @@ func hasLabels(m *igv1.InstagramMessage, want map[string]string) bool {
 }
 
 func labelsOf(m *igv1.InstagramMessage) labels.Set { return labels.Set(m.Labels) }
+
+// receiverEchoByAnyMID plays the receiver's side for a further mid of a
+// split send: create the echo object, then look for the outgoing message by
+// the mid label or the per-mid label, and delete the echo when found. It
+// returns whether the echo object survived.
+func (e *messageEnv) receiverEchoByAnyMID(mid string) bool {
+	GinkgoHelper()
+	if !e.receiverEcho(mid) {
+		return false
+	}
+	var list igv1.InstagramMessageList
+	Expect(k8sClient.List(e.ctx, &list, client.InNamespace(e.ns),
+		client.MatchingLabels{igv1.LabelChannel: e.channel}, client.HasLabels{names.MIDLabelKey(mid)})).To(Succeed())
+	for _, m := range list.Items {
+		if m.Spec.Direction == igv1.DirectionOutgoing {
+			echo := &igv1.InstagramMessage{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: names.IncomingMessageName(e.channel, mid)}}
+			Expect(k8sClient.Delete(e.ctx, echo)).To(Succeed())
+			return false
+		}
+	}
+	return true
+}

@@ -226,3 +226,9 @@ type SenderAction struct {
 	// +optional
 	MessageID string `json:"messageID,omitempty"`
 }
+
+// ReasonInvalidReference: an outgoing message names another object that
+// cannot be used (a reaction to a message that does not exist, is not the
+// customer's, or belongs to another channel). The message fails before any
+// call to Instagram.
+const ReasonInvalidReference = "InvalidReference"

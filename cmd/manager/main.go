@@ -45,6 +45,7 @@ type flags struct {
 	retentionInterval                                    time.Duration
 	rateLimit                                            float64
 	rateBurst                                            int
+	accountTextRate, accountMediaRate                    float64
 	leaderElect                                          bool
 }
 
@@ -65,6 +66,10 @@ func parseFlags() (flags, zap.Options) {
 	flag.DurationVar(&f.retentionInterval, "retention-interval", controllers.DefaultRetentionInterval, "How often old messages are swept.")
 	flag.Float64Var(&f.rateLimit, "instagram-rate-limit", 20, "Instagram calls per second per app (token bucket); negative disables.")
 	flag.IntVar(&f.rateBurst, "instagram-rate-burst", 40, "Burst of the per-app token bucket.")
+	flag.Float64Var(&f.accountTextRate, "instagram-account-text-rate-limit", instagram.DefaultAccountTextPerSecond,
+		"Sends per second per Instagram account of text, links, reactions, stickers, templates, images and sender actions (Instagram's figure); negative disables.")
+	flag.Float64Var(&f.accountMediaRate, "instagram-account-media-rate-limit", instagram.DefaultAccountMediaPerSecond,
+		"Sends per second per Instagram account of audio and video (Instagram's figure); negative disables.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -122,6 +127,7 @@ func run() error {
 		GraphVersion:  f.graphVersion,
 		RatePerSecond: f.rateLimit,
 		Burst:         f.rateBurst,
+		AccountLimits: instagram.AccountLimits{TextPerSecond: f.accountTextRate, MediaPerSecond: f.accountMediaRate},
 		Registerer:    metrics.Registry,
 	})
 	if err := (&controllers.InstagramChannelReconciler{

@@ -472,6 +472,13 @@ func (s *Server) RemoveSubscription(userID string) {
 	}
 }
 
+// SetSplitImageMIDs turns Options.SplitImageMIDs on or off.
+func (s *Server) SetSplitImageMIDs(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.SplitImageMIDs = on
+}
+
 // Sent returns the messages accepted by the send endpoint, oldest first.
 func (s *Server) Sent() []SentMessage {
 	s.mu.Lock()

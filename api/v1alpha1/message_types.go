@@ -107,6 +107,7 @@ type ChannelReference struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.quickReplies) || (self.direction == 'Outgoing' && has(self.text) && size(self.text) > 0)",message="spec.quickReplies go with spec.text of an outgoing message"
 // +kubebuilder:validation:XValidation:rule="self.direction == 'Outgoing' || (!has(self.buttonTemplate) && !has(self.genericTemplate) && !has(self.sticker) && !has(self.sharePost) && !has(self.senderAction))",message="spec.buttonTemplate, spec.genericTemplate, spec.sticker, spec.sharePost and spec.senderAction are only allowed on outgoing messages"
 // +kubebuilder:validation:XValidation:rule="!has(self.senderAction) || (!has(self.replyTo) && !has(self.tag))",message="spec.senderAction takes no spec.replyTo or spec.tag"
+// +kubebuilder:validation:XValidation:rule="!has(self.privateReplyTo) || (self.direction == 'Outgoing' && has(self.text) && size(self.text) > 0 && !has(self.quickReplies) && !has(self.replyTo) && !has(self.tag))",message="spec.privateReplyTo goes with spec.text only (no quick replies, replyTo or tag) on an outgoing message"
 // +kubebuilder:validation:XValidation:rule="self.direction == 'Outgoing' || !has(self.echo) || !self.echo",message="spec.echo is only allowed on outgoing messages"
 // +kubebuilder:validation:XValidation:rule="self.direction == 'Outgoing' || !has(self.tag)",message="spec.tag is only allowed on outgoing messages"
 type InstagramMessageSpec struct {
@@ -194,6 +195,12 @@ type InstagramMessageSpec struct {
 	// hides the typing indicator, or marks the conversation seen.
 	// +optional
 	SenderAction *SenderAction `json:"senderAction,omitempty"`
+
+	// privateReplyTo sends spec.text as the private reply to a comment
+	// (one per comment, within 7 days of it); spec.contactID is the
+	// commenter's IGSID.
+	// +optional
+	PrivateReplyTo *CommentReference `json:"privateReplyTo,omitempty"`
 }
 
 // Reaction is a reaction to a message.

@@ -16,12 +16,15 @@ type AccountLimits struct {
 	TextPerSecond float64
 	// MediaPerSecond: audio and video. Default 10.
 	MediaPerSecond float64
+	// PrivateRepliesPerHour: private replies to comments. Default 750.
+	PrivateRepliesPerHour float64
 }
 
 // Instagram's documented per-account figures.
 const (
-	DefaultAccountTextPerSecond  = 100
-	DefaultAccountMediaPerSecond = 10
+	DefaultAccountTextPerSecond         = 100
+	DefaultAccountMediaPerSecond        = 10
+	DefaultAccountPrivateRepliesPerHour = 750
 )
 
 func (l AccountLimits) withDefaults() AccountLimits {
@@ -31,14 +34,26 @@ func (l AccountLimits) withDefaults() AccountLimits {
 	if l.MediaPerSecond == 0 {
 		l.MediaPerSecond = DefaultAccountMediaPerSecond
 	}
+	if l.PrivateRepliesPerHour == 0 {
+		l.PrivateRepliesPerHour = DefaultAccountPrivateRepliesPerHour
+	}
 	return l
 }
 
-func (l AccountLimits) perSecond(kind RateKind) float64 {
-	if kind == RateMedia {
-		return l.MediaPerSecond
+// bucket is the rate (per second) and burst of kind; rate < 0 disables.
+func (l AccountLimits) bucket(kind RateKind) (float64, int) {
+	switch kind {
+	case RateMedia:
+		return l.MediaPerSecond, max(1, int(l.MediaPerSecond))
+	case RatePrivateReply:
+		// An hourly budget: the burst is a tenth of it (75 at once), then
+		// one every 4.8 s at the default.
+		if l.PrivateRepliesPerHour < 0 {
+			return -1, 1
+		}
+		return l.PrivateRepliesPerHour / 3600, max(1, int(l.PrivateRepliesPerHour/10))
 	}
-	return l.TextPerSecond
+	return l.TextPerSecond, max(1, int(l.TextPerSecond))
 }
 
 type accountKey struct {
@@ -48,8 +63,8 @@ type accountKey struct {
 
 // accountLimiters holds one token bucket per (account, kind), shared by
 // every app's client: the limit is the account's, whichever app calls.
-// A bucket's burst is one second's worth, so a burst never exceeds what
-// Instagram allows in a second.
+// A per-second bucket's burst is one second's worth, so a burst never
+// exceeds what Instagram allows in a second.
 type accountLimiters struct {
 	limits AccountLimits
 
@@ -67,11 +82,11 @@ func (a *accountLimiters) forAccount(account string, kind RateKind) *rate.Limite
 	k := accountKey{account, kind}
 	lim, ok := a.by[k]
 	if !ok {
-		per := a.limits.perSecond(kind)
+		per, burst := a.limits.bucket(kind)
 		if per < 0 {
 			lim = rate.NewLimiter(rate.Inf, 1)
 		} else {
-			lim = rate.NewLimiter(rate.Limit(per), max(1, int(per)))
+			lim = rate.NewLimiter(rate.Limit(per), burst)
 		}
 		a.by[k] = lim
 	}

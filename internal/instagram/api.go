@@ -51,6 +51,21 @@ type API interface {
 	// attachment.
 	SendMessage(ctx context.Context, token string, req SendRequest) (*SendResult, error)
 
+	// Comment reads a comment's hidden flag; HideComment hides or shows it;
+	// DeleteComment deletes it; ReplyToComment posts a public reply and
+	// returns its ID (comments.go).
+	Comment(ctx context.Context, token, commentID string) (*Comment, error)
+	HideComment(ctx context.Context, token, commentID string, hidden bool) error
+	DeleteComment(ctx context.Context, token, commentID string) error
+	ReplyToComment(ctx context.Context, token, commentID, text string) (string, error)
+
+	// MessengerProfile reads the ice breakers and persistent menu;
+	// SetMessengerProfile sets the fields given; DeleteMessengerProfile
+	// removes fields (profile.go).
+	MessengerProfile(ctx context.Context, token string) (*MessengerProfile, error)
+	SetMessengerProfile(ctx context.Context, token string, p MessengerProfile) error
+	DeleteMessengerProfile(ctx context.Context, token string, fields []string) error
+
 	// Profile looks up a customer's profile (optional data; code 230 means the
 	// customer has not consented): GET /vNN.0/<igsid>?fields=...
 	Profile(ctx context.Context, token, igsid string) (*Profile, error)

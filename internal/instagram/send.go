@@ -18,6 +18,9 @@ type SendRequest struct {
 	AccountID string
 	// RecipientID is the customer's IGSID.
 	RecipientID string
+	// CommentID, instead of RecipientID, sends the message as the private
+	// reply to that comment (recipient.comment_id): text only.
+	CommentID string
 	// HumanAgent sends with messaging_type MESSAGE_TAG and tag HUMAN_AGENT.
 	HumanAgent bool
 	// ReplyTo is the mid the message replies to (optional; undocumented
@@ -124,11 +127,16 @@ const (
 	RateText RateKind = "text"
 	// RateMedia: audio and video (10/s per account).
 	RateMedia RateKind = "media"
+	// RatePrivateReply: private replies to comments (750/h per account).
+	RatePrivateReply RateKind = "private_reply"
 )
 
 // Kind is what the request sends, for metrics and rate limits: the kind
 // of content or the sender action.
 func (r SendRequest) Kind() string {
+	if r.CommentID != "" {
+		return "private_reply"
+	}
 	if r.Action != nil {
 		return r.Action.Action
 	}
@@ -160,6 +168,9 @@ func (r SendRequest) Kind() string {
 
 // RateKind is the per-account bucket the request draws from.
 func (r SendRequest) RateKind() RateKind {
+	if r.CommentID != "" {
+		return RatePrivateReply
+	}
 	if m := r.Message; m != nil && m.Attachment != nil && (m.Attachment.Type == "audio" || m.Attachment.Type == "video") {
 		return RateMedia
 	}
@@ -178,7 +189,8 @@ type (
 		Payload       *actionBody   `json:"payload,omitempty"`
 	}
 	sendRecipient struct {
-		ID string `json:"id"`
+		ID        string `json:"id,omitempty"`
+		CommentID string `json:"comment_id,omitempty"`
 	}
 	sendMessage struct {
 		Text         string           `json:"text,omitempty"`
@@ -240,10 +252,17 @@ type (
 // body checks r against Instagram's rules and builds its JSON body. The
 // error text names what is wrong.
 func (r SendRequest) body() (*sendBody, error) {
-	if r.RecipientID == "" {
+	b := &sendBody{Recipient: sendRecipient{ID: r.RecipientID}}
+	switch {
+	case r.CommentID != "":
+		m := r.Message
+		if m == nil || m.Text == "" || len(m.QuickReplies) > 0 || r.HumanAgent || r.ReplyTo != "" {
+			return nil, fmt.Errorf("a private reply is a text, without quick replies, tag or reply_to")
+		}
+		b.Recipient = sendRecipient{CommentID: r.CommentID}
+	case r.RecipientID == "":
 		return nil, fmt.Errorf("no recipient")
 	}
-	b := &sendBody{Recipient: sendRecipient{ID: r.RecipientID}}
 	if r.HumanAgent {
 		b.MessagingType, b.Tag = "MESSAGE_TAG", "HUMAN_AGENT"
 	}

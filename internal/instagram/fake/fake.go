@@ -153,7 +153,10 @@ type SentMessage struct {
 	Tag            string
 	ReplyTo        string
 	At             time.Time
-	// Kind is what was sent: text, quick_replies, image, images, video,
+	// CommentID is the comment a private reply answers (RecipientID is
+	// then the commenter).
+	CommentID string
+	// Kind is what was sent: private_reply, text, quick_replies, image, images, video,
 	// audio, file, like_heart, media_share, button_template or
 	// generic_template.
 	Kind string
@@ -236,6 +239,8 @@ type Server struct {
 	sent            []SentMessage
 	actions         []SentAction
 	posts           map[string]string // media ID -> owning account
+	comments        map[string]*Comment
+	profiles        map[string]*MessengerProfile
 	inbound         map[string]inboundMessage
 	lastCustomerMsg map[convKey]time.Time
 	calls           []Call
@@ -265,6 +270,8 @@ func New(opts Options) *Server {
 		subs:            map[subKey][]string{},
 		inbound:         map[string]inboundMessage{},
 		posts:           map[string]string{},
+		comments:        map[string]*Comment{},
+		profiles:        map[string]*MessengerProfile{},
 		lastCustomerMsg: map[convKey]time.Time{},
 		faults:          map[string][]*faultEntry{},
 	}
@@ -380,6 +387,14 @@ func (s *Server) IssueLongLivedToken(appID, userID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.issueTokenLocked(appID, userID, true, DefaultScopes)
+}
+
+// IssueLongLivedTokenWithScopes is IssueLongLivedToken with the given
+// scopes (for example with ScopeManageComments).
+func (s *Server) IssueLongLivedTokenWithScopes(appID, userID string, scopes ...string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issueTokenLocked(appID, userID, true, scopes)
 }
 
 func (s *Server) issueTokenLocked(appID, userID string, longLived bool, scopes []string) string {

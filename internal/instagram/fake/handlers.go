@@ -50,7 +50,10 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("/{version}/me/messages", s.endpoint(fixed(EndpointSend), versioned(s.handleSend)))
 	mux.Handle("/{version}/{id}/messages", s.endpoint(fixed(EndpointSend), versioned(s.handleSend)))
 	mux.Handle("/{version}/{id}/subscribed_apps", s.endpoint(subscribedAppsEndpoint, versioned(s.handleSubscribedApps)))
-	mux.Handle("/{version}/{id}", s.endpoint(fixed(EndpointProfile), versioned(s.handleProfile)))
+	mux.Handle("/{version}/{id}/replies", s.endpoint(fixed(EndpointReplyComment), versioned(s.handleReplies)))
+	mux.Handle("/{version}/me/messenger_profile", s.endpoint(profileEndpoint, versioned(s.handleMessengerProfile)))
+	mux.Handle("/{version}/{id}/messenger_profile", s.endpoint(profileEndpoint, versioned(s.handleMessengerProfile)))
+	mux.Handle("/{version}/{id}", s.endpoint(s.objectEndpoint, versioned(s.handleObject)))
 	mux.Handle("/", s.endpoint(fixed(EndpointUnknown), handleUnknown))
 	return mux
 }

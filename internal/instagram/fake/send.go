@@ -88,7 +88,8 @@ func (s *Server) SenderActions() []SentAction {
 
 type wireSend struct {
 	Recipient struct {
-		ID string `json:"id"`
+		ID        string `json:"id"`
+		CommentID string `json:"comment_id"`
 	} `json:"recipient"`
 	MessagingType string       `json:"messaging_type"`
 	Tag           string       `json:"tag"`
@@ -226,6 +227,11 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	}
 	msg := sentMessageOf(req.Message)
 	msg.AppID, msg.AccountUserID, msg.RecipientID, msg.MID = t.AppID, t.UserID, req.Recipient.ID, newMID()
+	if id := req.Recipient.CommentID; id != "" {
+		c := s.comments[id]
+		c.PrivateReplyMID = msg.MID
+		msg.Kind, msg.CommentID, msg.RecipientID = "private_reply", id, c.FromID
+	}
 	msg.MessagingType, msg.Tag, msg.At, msg.Body = req.MessagingType, req.Tag, now, body
 	if msg.Kind == "images" && s.opts.SplitImageMIDs {
 		for range msg.Attachments[1:] {
@@ -317,6 +323,9 @@ func (s *Server) checkSendLocked(r *http.Request, t *TokenInfo, req *wireSend, r
 	}
 	if readErr != nil {
 		return errParam("Invalid request body: " + readErr.Error())
+	}
+	if req.Recipient.CommentID != "" {
+		return s.checkPrivateReplyLocked(t, req)
 	}
 	switch {
 	case req.Recipient.ID == "":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -129,7 +130,100 @@ func (r *InstagramMessageReconciler) sendRequest(ctx context.Context, msg *igv1.
 			}
 		}
 	}
-	return buildSendRequest(&msg.Spec, target.account, mid), nil, nil
+	req = buildSendRequest(&msg.Spec, target.account, mid)
+	if ref := msg.Spec.PrivateReplyTo; ref != nil {
+		commentID, bad, err := r.claimPrivateReply(ctx, msg, ref.Name)
+		if err != nil || bad != nil {
+			return req, bad, err
+		}
+		req.CommentID, req.RecipientID = commentID, ""
+	}
+	return req, nil, nil
+}
+
+// privateReplyCheck decides whether msg may be the private reply to
+// comment: a comment of msg's channel, not live, within Instagram's seven
+// days, and without another private reply. claimer is the message that
+// holds the comment's reply (nil when none, or when it is gone); channel
+// is msg's channel.
+func privateReplyCheck(msg *igv1.InstagramMessage, ch *igv1.InstagramChannel, comment *igv1.InstagramComment, claimer *igv1.InstagramMessage, now time.Time) (reason, why string) {
+	ref := msg.Spec.PrivateReplyTo.Name
+	switch {
+	case comment == nil:
+		return igv1.ReasonInvalidReference, fmt.Sprintf("spec.privateReplyTo: InstagramComment %q not found", ref)
+	case comment.Spec.ChannelRef.Name != msg.Spec.ChannelRef.Name:
+		return igv1.ReasonInvalidReference, fmt.Sprintf("spec.privateReplyTo: %q is a comment of channel %q, not %q", ref, comment.Spec.ChannelRef.Name, msg.Spec.ChannelRef.Name)
+	case ch != nil && !slices.Contains(ch.Spec.Scopes, igv1.ScopeManageComments):
+		return igv1.ReasonScopeMissing, fmt.Sprintf("channel %q lacks scope %s in spec.scopes, which private replies need", ch.Name, igv1.ScopeManageComments)
+	case comment.Spec.Live:
+		return igv1.ReasonNotAllowed, fmt.Sprintf("spec.privateReplyTo: %q is a live comment: Instagram takes its private reply only during the broadcast", ref)
+	case claimer != nil && claimer.UID != msg.UID && !(claimer.Status.Phase == igv1.PhaseFailed && claimer.Status.Reason != igv1.ReasonDeliveryUnknown):
+		return igv1.ReasonAlreadyReplied, fmt.Sprintf("spec.privateReplyTo: comment %q already has its private reply (InstagramMessage %q); Instagram allows one", ref, claimer.Name)
+	}
+	if at := commentTime(comment); now.Sub(at) > igv1.PrivateReplyWindow {
+		return igv1.ReasonReplyWindowClosed, fmt.Sprintf("spec.privateReplyTo: comment %q is from %s, more than 7 days ago: Instagram no longer takes a private reply",
+			ref, at.UTC().Format(time.RFC3339))
+	}
+	return "", ""
+}
+
+// commentTime is when the comment was made, as near as it is known.
+func commentTime(c *igv1.InstagramComment) time.Time {
+	switch {
+	case c.Status.EventTime != nil:
+		return c.Status.EventTime.Time
+	case c.Status.ReceivedAt != nil:
+		return c.Status.ReceivedAt.Time
+	}
+	return c.CreationTimestamp.Time
+}
+
+// claimPrivateReply checks that msg may reply privately to the comment
+// named ref and claims the comment's one private reply for msg
+// (status.actions.privateReply, written under an optimistic lock), before
+// msg is marked Sending: of two messages for one comment only one gets to
+// call Instagram. It returns the comment's ID.
+func (r *InstagramMessageReconciler) claimPrivateReply(ctx context.Context, msg *igv1.InstagramMessage, ref string) (string, *sendOutcome, error) {
+	comment := &igv1.InstagramComment{}
+	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: msg.Namespace, Name: ref}, comment); {
+	case apierrors.IsNotFound(err):
+		comment = nil
+	case err != nil:
+		return "", nil, fmt.Errorf("get comment %s: %w", ref, err)
+	}
+	var ch *igv1.InstagramChannel
+	if c := (&igv1.InstagramChannel{}); r.Get(ctx, client.ObjectKey{Namespace: msg.Namespace, Name: msg.Spec.ChannelRef.Name}, c) == nil {
+		ch = c
+	}
+	var claimer *igv1.InstagramMessage
+	if comment != nil && comment.Status.Actions != nil && comment.Status.Actions.PrivateReply != "" {
+		name := comment.Status.Actions.PrivateReply
+		if name == msg.Name {
+			claimer = msg
+		} else {
+			claimer = &igv1.InstagramMessage{}
+			switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: msg.Namespace, Name: name}, claimer); {
+			case apierrors.IsNotFound(err):
+				claimer = nil
+			case err != nil:
+				return "", nil, fmt.Errorf("get message %s: %w", name, err)
+			}
+		}
+	}
+	if reason, why := privateReplyCheck(msg, ch, comment, claimer, r.now()); reason != "" {
+		return "", &sendOutcome{reason: reason, message: why}, nil
+	}
+	if claimer != msg {
+		base := comment.DeepCopy()
+		if comment.Status.Actions == nil {
+			comment.Status.Actions = &igv1.CommentActionsStatus{}
+		}
+		comment.Status.Actions.PrivateReply = msg.Name
+		if err := r.Status().Patch(ctx, comment, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return "", nil, fmt.Errorf("claim the private reply of comment %s: %w", ref, err)
+		}
+	}
+	return comment.Spec.CommentID, nil, nil
 }
 
 // withMoreMIDs records the further mids of a send that Instagram recorded

@@ -160,6 +160,15 @@ func run() error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up message controller: %w", err)
 	}
+	if err := (&controllers.InstagramCommentReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("instagramcomment-controller"),
+		Clock:     clock.RealClock{},
+		Instagram: ig,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up comment controller: %w", err)
+	}
 	if err := mgr.Add(&controllers.RetentionRunner{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),

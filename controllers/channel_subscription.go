@@ -142,6 +142,7 @@ func (r *InstagramChannelReconciler) subscriptionCheckFailed(ctx context.Context
 func (r *InstagramChannelReconciler) forgetChannel(ch *igv1.InstagramChannel) {
 	r.checkedAt.Delete(ch.UID)
 	r.checkFailures.Delete(ch.UID)
+	r.profileCheckedAt.Delete(ch.UID)
 }
 
 func (r *InstagramChannelReconciler) subscriptionFailed(ctx context.Context, run *channelRun, what string, err error) *halt {

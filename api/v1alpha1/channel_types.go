@@ -116,6 +116,26 @@ type InstagramChannelSpec struct {
 	// changes, no sends. Incoming webhooks are still recorded.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// The messenger profile (channel_profile_types.go), applied and
+	// drift-checked by the manager; removing a field removes it at
+	// Instagram. Not shown on desktop.
+
+	// iceBreakers per locale; the default locale is required.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.exists(l, l.locale == 'default')",message="spec.iceBreakers needs the default locale"
+	// +listType=map
+	// +listMapKey=locale
+	// +optional
+	IceBreakers []IceBreakerLocale `json:"iceBreakers,omitempty"`
+
+	// persistentMenu per locale; the default locale is required.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.exists(l, l.locale == 'default')",message="spec.persistentMenu needs the default locale"
+	// +listType=map
+	// +listMapKey=locale
+	// +optional
+	PersistentMenu []MenuLocale `json:"persistentMenu,omitempty"`
 }
 
 // AccountStatus is the Instagram professional account behind a channel, as
@@ -231,6 +251,10 @@ type InstagramChannelStatus struct {
 	// annotation value handled last.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+
+	// profile records the messenger profile the manager manages.
+	// +optional
+	Profile *ProfileStatus `json:"profile,omitempty"`
 }
 
 // InstagramChannel connects one Instagram professional account: it keeps the

@@ -3,10 +3,14 @@ package schema_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 )
 
 // Builders of outgoing content for the schema tables.
@@ -41,6 +45,32 @@ func elements(n int) []any {
 
 var _ = Describe("outgoing content", func() {
 	ctx := context.Background()
+
+	It("server-side applies every sample, each listed in the samples kustomization", func() {
+		ns := newNamespace(ctx)
+		files, err := filepath.Glob(filepath.Join(repoRoot, "config", "samples", "instagram_*.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		raw, err := os.ReadFile(filepath.Join(repoRoot, "config", "samples", "kustomization.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		var kust struct {
+			Resources []string `json:"resources"`
+		}
+		Expect(yaml.Unmarshal(raw, &kust)).To(Succeed())
+		for _, f := range files {
+			Expect(kust.Resources).To(ContainElement(filepath.Base(f)), "sample missing from config/samples/kustomization.yaml")
+			b, err := os.ReadFile(f)
+			Expect(err).NotTo(HaveOccurred())
+			for _, doc := range strings.Split(string(b), "\n---\n") {
+				u := fromYAML(doc, ns)
+				if u.GetNamespace() == "" {
+					// Cluster-scoped: the sample test that creates every
+					// sample covers it, and two tests cannot own one name.
+					continue
+				}
+				Expect(k8sClient.Patch(ctx, u, client.Apply, client.FieldOwner("samples"), client.ForceOwnership)).To(Succeed(), "sample %s", filepath.Base(f))
+			}
+		}
+	})
 
 	DescribeTable("accepts each valid shape at Instagram's limits",
 		func(spec map[string]any) {

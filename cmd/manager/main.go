@@ -45,7 +45,7 @@ type flags struct {
 	retentionInterval                                    time.Duration
 	rateLimit                                            float64
 	rateBurst                                            int
-	accountTextRate, accountMediaRate                    float64
+	accountTextRate, accountMediaRate, privateReplyRate  float64
 	leaderElect                                          bool
 }
 
@@ -70,6 +70,8 @@ func parseFlags() (flags, zap.Options) {
 		"Sends per second per Instagram account of text, links, reactions, stickers, templates, images and sender actions (Instagram's figure); negative disables.")
 	flag.Float64Var(&f.accountMediaRate, "instagram-account-media-rate-limit", instagram.DefaultAccountMediaPerSecond,
 		"Sends per second per Instagram account of audio and video (Instagram's figure); negative disables.")
+	flag.Float64Var(&f.privateReplyRate, "instagram-account-private-reply-rate-limit", instagram.DefaultAccountPrivateRepliesPerHour,
+		"Private replies to comments per hour per Instagram account (Instagram's figure); negative disables.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -127,8 +129,10 @@ func run() error {
 		GraphVersion:  f.graphVersion,
 		RatePerSecond: f.rateLimit,
 		Burst:         f.rateBurst,
-		AccountLimits: instagram.AccountLimits{TextPerSecond: f.accountTextRate, MediaPerSecond: f.accountMediaRate},
-		Registerer:    metrics.Registry,
+		AccountLimits: instagram.AccountLimits{
+			TextPerSecond: f.accountTextRate, MediaPerSecond: f.accountMediaRate, PrivateRepliesPerHour: f.privateReplyRate,
+		},
+		Registerer: metrics.Registry,
 	})
 	if err := (&controllers.InstagramChannelReconciler{
 		Client:    mgr.GetClient(),

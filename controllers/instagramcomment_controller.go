@@ -71,8 +71,10 @@ func commentActionCheck(c *igv1.InstagramComment, ch *igv1.InstagramChannel) (re
 			return igv1.ReasonNotAllowed, "spec.publicReply: Instagram takes replies to top-level comments only; this comment is a reply"
 		case c.Spec.Live:
 			return igv1.ReasonNotAllowed, "spec.publicReply: Instagram takes no replies to live comments"
-		case c.Spec.Hidden != nil && *c.Spec.Hidden:
-			return igv1.ReasonNotAllowed, "spec.publicReply: Instagram takes no replies to hidden comments (spec.hidden is true)"
+		case c.Status.Actions != nil && c.Status.Actions.Hidden != nil && *c.Status.Actions.Hidden:
+			// With spec.hidden and spec.publicReply set together the reply
+			// is posted first, before the comment is hidden.
+			return igv1.ReasonNotAllowed, "spec.publicReply: Instagram takes no replies to hidden comments, and this one is hidden already"
 		}
 	}
 	return "", ""

@@ -159,6 +159,7 @@ var _ = Describe("Comment moderation", func() {
 		got := get(c)
 		Expect(*got.Status.Actions.Hidden).To(BeTrue())
 		Expect(meta.IsStatusConditionTrue(got.Status.Conditions, igv1.ConditionSynced)).To(BeTrue())
+		Expect(got.Status.ObservedGeneration).To(Equal(got.Generation), "the status describes the spec the workload wrote")
 
 		By("within the interval: quiet, no call")
 		before := calls()

@@ -245,6 +245,13 @@ func (r *InstagramCommentReconciler) patchActions(ctx context.Context, c *igv1.I
 		mutate(c.Status.Actions)
 	}
 	if reason != "" {
+		// The status now describes this generation (spec.hidden and the
+		// other fields included): kstatus and Argo CD read it so. The
+		// receiver's Ready (recorded) holds for it too.
+		c.Status.ObservedGeneration = c.Generation
+		if ready := meta.FindStatusCondition(c.Status.Conditions, igv1.ConditionReady); ready != nil {
+			ready.ObservedGeneration = c.Generation
+		}
 		r.setCondition(c, igv1.ConditionSynced, st, reason, message)
 		if len(stalled) > 0 && stalled[0] {
 			r.setCondition(c, igv1.ConditionStalled, metav1.ConditionTrue, reason, message)

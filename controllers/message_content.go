@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
@@ -138,7 +139,39 @@ func (r *InstagramMessageReconciler) sendRequest(ctx context.Context, msg *igv1.
 		}
 		req.CommentID, req.RecipientID = commentID, ""
 	}
+	// The account's turn is checked before the message is marked Sending:
+	// a send that waits for its turn while marked Sending would be
+	// reported DeliveryUnknown if the manager stopped meanwhile.
+	if wait := target.api.AccountWait(req.AccountID, req.RateKind()); wait > 0 {
+		return req, &sendOutcome{retry: true, retryAfter: wait, reason: igv1.ReasonRateLimited,
+			message: fmt.Sprintf("account %s is at Instagram's per-account limit for %s sends", req.AccountID, req.RateKind())}, nil
+	}
 	return req, nil, nil
+}
+
+// notSending records why msg is not sent now, decided before any call: a
+// final failure (bad.retry false), or a wait for the account's turn, which
+// keeps it Pending until then without counting an attempt.
+func (r *InstagramMessageReconciler) notSending(ctx context.Context, msg *igv1.InstagramMessage, bad sendOutcome) (ctrl.Result, error) {
+	now := r.now()
+	if !bad.retry {
+		return r.writeLocked(ctx, msg, failedStatus(bad, now))
+	}
+	next := now.Add(max(bad.retryAfter, time.Second))
+	res, err := r.writeLocked(ctx, msg, func(m *igv1.InstagramMessage) {
+		s := &m.Status
+		s.Phase = igv1.PhasePending
+		s.NextAttemptAt = &metav1.Time{Time: next}
+		s.Reason = bad.reason
+		s.Message = bad.message + "; next attempt at " + next.UTC().Format(time.RFC3339)
+		s.ObservedGeneration = m.Generation
+		setMessageCondition(m, igv1.ConditionReady, metav1.ConditionFalse, bad.reason, s.Message, now)
+		setMessageCondition(m, igv1.ConditionReconciling, metav1.ConditionTrue, bad.reason, s.Message, now)
+	})
+	if err != nil || res.RequeueAfter > 0 {
+		return res, err
+	}
+	return ctrl.Result{RequeueAfter: next.Sub(now)}, nil
 }
 
 // privateReplyCheck decides whether msg may be the private reply to

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"encoding/json"
+	"fmt"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -10,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/instagram"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
 	"github.com/leadchat/instagram-operator/internal/names"
 )
@@ -261,5 +264,46 @@ var _ = Describe("InstagramMessage content", func() {
 		e.reconcile(m.Name)
 		e.reconcile(p.Name)
 		Expect(e.ig.CallCount(fake.EndpointSend)).To(Equal(2))
+	})
+})
+
+var _ = Describe("Per-account rate limits", func() {
+	It("keeps a send that must wait for the account's turn Pending, never Sending, and sends each once", func() {
+		e := newMessageEnv()
+		e.r.Instagram = e.limitedClients(instagram.AccountLimits{TextPerSecond: 1})
+		var msgs []*igv1.InstagramMessage
+		for i := range 3 {
+			msgs = append(msgs, e.outgoing(fmt.Sprintf("reply %d", i)))
+		}
+		for _, m := range msgs {
+			e.reconcile(m.Name)
+		}
+		Expect(e.ig.CallCount(fake.EndpointSend)).To(Equal(1), "one turn per second for the account")
+		waiting := 0
+		for _, m := range msgs {
+			got := e.get(m.Name)
+			if got.Status.Phase == igv1.PhaseSent {
+				continue
+			}
+			waiting++
+			Expect(got.Status.Phase).To(Equal(igv1.PhasePending))
+			Expect(got.Status.Reason).To(Equal(igv1.ReasonRateLimited))
+			Expect(got.Status.NextAttemptAt).NotTo(BeNil())
+			Expect(got.Status.Attempts).To(BeZero(), "waiting for a turn is not an attempt")
+			expectMessageCondition(got, igv1.ConditionReconciling, metav1.ConditionTrue, igv1.ReasonRateLimited)
+		}
+		Expect(waiting).To(Equal(2))
+
+		By("their turn comes: each is sent once")
+		Eventually(func(g Gomega) {
+			e.clock.Step(2 * time.Second)
+			for _, m := range msgs {
+				e.reconcile(m.Name)
+			}
+			for _, m := range msgs {
+				g.Expect(e.get(m.Name).Status.Phase).To(Equal(igv1.PhaseSent))
+			}
+		}).WithTimeout(10 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
+		Expect(e.ig.CallCount(fake.EndpointSend)).To(Equal(3))
 	})
 })

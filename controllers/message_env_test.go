@@ -54,6 +54,17 @@ type messageEnv struct {
 
 	appID, userID, token string
 	channel              string
+	srvURL               string
+}
+
+// limitedClients are clients of the fake with the given per-account
+// limits (zero: Instagram's defaults) and no per-app limit.
+func (e *messageEnv) limitedClients(limits instagram.AccountLimits) *instagram.Clients {
+	return instagram.NewClients(instagram.Config{
+		GraphURL: e.srvURL, APIURL: e.srvURL, OAuthURL: e.srvURL,
+		HTTPClient:    &http.Client{Transport: e.refuse},
+		RatePerSecond: -1, Clock: e.clock, AccountLimits: limits,
+	})
 }
 
 const (
@@ -81,11 +92,8 @@ func newMessageEnv() *messageEnv {
 	e.token = e.ig.IssueLongLivedToken(e.appID, e.userID)
 
 	e.refuse = &refusingTransport{next: http.DefaultTransport}
-	e.clients = instagram.NewClients(instagram.Config{
-		GraphURL: srv.URL, APIURL: srv.URL, OAuthURL: srv.URL,
-		HTTPClient:    &http.Client{Transport: e.refuse},
-		RatePerSecond: -1, Clock: e.clock,
-	})
+	e.srvURL = srv.URL
+	e.clients = e.limitedClients(instagram.AccountLimits{})
 	e.rec = events.NewFakeRecorder(100)
 	e.r = e.newReconciler()
 

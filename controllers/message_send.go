@@ -156,7 +156,7 @@ func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.Instagr
 	req, bad, err := r.sendRequest(ctx, msg, target)
 	if err != nil || bad != nil {
 		if bad != nil {
-			return r.writeLocked(ctx, msg, failedStatus(*bad, r.now()))
+			return r.notSending(ctx, msg, *bad)
 		}
 		return ctrl.Result{}, err
 	}

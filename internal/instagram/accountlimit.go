@@ -2,6 +2,7 @@ package instagram
 
 import (
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -91,4 +92,23 @@ func (a *accountLimiters) forAccount(account string, kind RateKind) *rate.Limite
 		a.by[k] = lim
 	}
 	return lim
+}
+
+// AccountWait is how long a send of kind for account would wait now for
+// the account's bucket (0: a turn is free). It takes no turn: a caller that
+// must not hold a send in flight while it waits (the message controller,
+// before it marks a message Sending) asks first and comes back later.
+func (c *client) AccountWait(account string, kind RateKind) time.Duration {
+	if account == "" {
+		return 0
+	}
+	lim := c.accountLimits.forAccount(account, kind)
+	if lim.Limit() == rate.Inf {
+		return 0
+	}
+	missing := 1 - lim.Tokens()
+	if missing <= 0 {
+		return 0
+	}
+	return time.Duration(missing / float64(lim.Limit()) * float64(time.Second))
 }

@@ -51,6 +51,10 @@ type API interface {
 	// attachment.
 	SendMessage(ctx context.Context, token string, req SendRequest) (*SendResult, error)
 
+	// AccountWait is how long a send of kind would wait now for the
+	// account's rate limit; no call, no turn taken (accountlimit.go).
+	AccountWait(accountID string, kind RateKind) time.Duration
+
 	// Comment reads a comment's hidden flag; HideComment hides or shows it;
 	// DeleteComment deletes it; ReplyToComment posts a public reply and
 	// returns its ID (comments.go).

@@ -289,3 +289,30 @@ func TestAccountRateLimit(t *testing.T) {
 		t.Errorf("text after the video limit: %v", err)
 	}
 }
+
+// TestAccountWait: the controller asks before it marks a message Sending;
+// asking takes no turn, and one account's wait is not another's.
+func TestAccountWait(t *testing.T) {
+	e := newEnv(t, fake.Options{}, func(c *instagram.Config) {
+		c.RatePerSecond = -1
+		c.AccountLimits = instagram.AccountLimits{TextPerSecond: 1}
+	})
+	tok := e.token(t)
+	for range 3 {
+		if w := e.api.AccountWait("A", instagram.RateText); w != 0 {
+			t.Fatalf("wait %s before any send", w)
+		}
+	}
+	if _, err := e.api.SendMessage(context.Background(), tok, instagram.SendRequest{AccountID: "A", RecipientID: customer, Message: &instagram.MessageContent{Text: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if w := e.api.AccountWait("A", instagram.RateText); w <= 0 || w > time.Second {
+		t.Errorf("wait after the turn was used: %s", w)
+	}
+	if w := e.api.AccountWait("B", instagram.RateText); w != 0 {
+		t.Errorf("another account waits %s", w)
+	}
+	if w := e.api.AccountWait("A", instagram.RateMedia); w != 0 {
+		t.Errorf("another kind waits %s", w)
+	}
+}

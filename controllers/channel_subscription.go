@@ -156,6 +156,7 @@ func (r *InstagramChannelReconciler) forgetChannel(ch *igv1.InstagramChannel) {
 	r.checkedAt.Delete(ch.UID)
 	sink.Forget(sink.Channel{Namespace: ch.Namespace, Name: ch.Name})
 	r.checkFailures.Delete(ch.UID)
+	r.profileCheckedAt.Delete(ch.UID)
 }
 
 func (r *InstagramChannelReconciler) subscriptionFailed(ctx context.Context, run *channelRun, what string, err error) *halt {

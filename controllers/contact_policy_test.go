@@ -211,6 +211,10 @@ func TestWindowRefusal(t *testing.T) {
 			refuse:  true, window: refusedStandard,
 			says: []string{"HUMAN_AGENT would not help"},
 		},
+		"after 7 d, a private reply to a comment: not a messaging-window send": {
+			contact: contact(igv1.ReplyWindow{OpenedAt: mmt("2026-03-03T11:00:00Z")}),
+			spec:    igv1.InstagramMessageSpec{PrivateReplyTo: &igv1.CommentReference{Name: "igc-1"}},
+		},
 		"after 7 d, opted out: Instagram decides": {
 			contact: contact(igv1.ReplyWindow{OpenedAt: mmt("2026-03-03T11:00:00Z")}),
 			spec:    igv1.InstagramMessageSpec{SkipWindowCheck: true},

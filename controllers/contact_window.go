@@ -36,9 +36,10 @@ const (
 // which window is closed, and the message that says when it closed and
 // whether HUMAN_AGENT would help. A contact not recorded (nil), a message
 // that opts out, and a window the record cannot tell are left to
-// Instagram.
+// Instagram. A private reply to a comment needs no messaging window (it has
+// its own: 7 days after the comment, checked by the comment rules).
 func windowRefusal(c *igv1.InstagramContact, spec *igv1.InstagramMessageSpec, now time.Time) (refuse bool, window, message string) {
-	if c == nil || spec.SkipWindowCheck {
+	if c == nil || spec.SkipWindowCheck || spec.PrivateReplyTo != nil {
 		return false, "", ""
 	}
 	w := replywindow.Compute(replywindow.Of(&c.Status), now)
@@ -123,6 +124,10 @@ func (r *InstagramMessageReconciler) checkReplyWindow(ctx context.Context, msg *
 // failure to record the correction is logged only: the send's outcome is
 // what matters.
 func (r *InstagramMessageReconciler) observeReplyWindow(ctx context.Context, msg *igv1.InstagramMessage, sendErr error) {
+	if msg.Spec.PrivateReplyTo != nil {
+		// A private reply says nothing about the messaging window.
+		return
+	}
 	logger := log.FromContext(ctx)
 	refused := instagram.IsClass(sendErr, instagram.ClassOutsideWindow)
 	if sendErr != nil && !refused {

@@ -96,6 +96,8 @@ type InstagramChannelReconciler struct {
 	// checkFailures counts consecutive failed checks per channel UID, for
 	// their backoff.
 	checkFailures sync.Map
+	// profileCheckedAt is checkedAt for the messenger profile.
+	profileCheckedAt sync.Map
 }
 
 // +kubebuilder:rbac:groups=instagram.leadchat.io,resources=instagramchannels,verbs=get;list;watch;patch
@@ -223,6 +225,7 @@ func (r *InstagramChannelReconciler) runSteps(ctx context.Context, run *channelR
 		r.reconcileScopes,
 		r.reconcileAccount,
 		r.reconcileSubscription,
+		r.reconcileProfile,
 	}
 	for _, step := range steps {
 		if h, err := step(ctx, run); h != nil || err != nil {

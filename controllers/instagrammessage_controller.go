@@ -363,6 +363,9 @@ func (r *InstagramMessageReconciler) resolveInterrupted(ctx context.Context, msg
 // anywhere is repaired by the next reconcile while the message is still
 // cached.
 func (r *InstagramMessageReconciler) finish(ctx context.Context, msg *igv1.InstagramMessage) error {
+	if err := r.finishMoreMIDs(ctx, msg); err != nil {
+		return err
+	}
 	mid := msg.Status.MessageID
 	if mid != "" && msg.Labels[igv1.LabelMID] != names.MIDHash(mid) {
 		if err := r.patchLabels(ctx, msg, map[string]string{igv1.LabelMID: names.MIDHash(mid)}); err != nil {

@@ -54,8 +54,19 @@ type messageEnv struct {
 
 	appID, userID, token string
 	channel              string
-	// igURL is the fake Instagram's address.
-	igURL string
+	// igURL and srvURL are the fake Instagram's address.
+	igURL  string
+	srvURL string
+}
+
+// limitedClients are clients of the fake with the given per-account
+// limits (zero: Instagram's defaults) and no per-app limit.
+func (e *messageEnv) limitedClients(limits instagram.AccountLimits) *instagram.Clients {
+	return instagram.NewClients(instagram.Config{
+		GraphURL: e.srvURL, APIURL: e.srvURL, OAuthURL: e.srvURL,
+		HTTPClient:    &http.Client{Transport: e.refuse},
+		RatePerSecond: -1, Clock: e.clock, AccountLimits: limits,
+	})
 }
 
 const (
@@ -84,11 +95,8 @@ func newMessageEnv() *messageEnv {
 
 	e.igURL = srv.URL
 	e.refuse = &refusingTransport{next: http.DefaultTransport}
-	e.clients = instagram.NewClients(instagram.Config{
-		GraphURL: srv.URL, APIURL: srv.URL, OAuthURL: srv.URL,
-		HTTPClient:    &http.Client{Transport: e.refuse},
-		RatePerSecond: -1, Clock: e.clock,
-	})
+	e.srvURL = srv.URL
+	e.clients = e.limitedClients(instagram.AccountLimits{})
 	e.rec = events.NewFakeRecorder(100)
 	e.r = e.newReconciler()
 
@@ -419,8 +427,8 @@ func (h hookedAPI) Reserve(ctx context.Context) (context.Context, error) {
 	return h.API.Reserve(ctx)
 }
 
-func (h hookedAPI) Send(ctx context.Context, token string, m instagram.OutgoingMessage) (*instagram.SendResult, error) {
-	res, err := h.API.Send(ctx, token, m)
+func (h hookedAPI) SendMessage(ctx context.Context, token string, req instagram.SendRequest) (*instagram.SendResult, error) {
+	res, err := h.API.SendMessage(ctx, token, req)
 	if err == nil && h.afterSend != nil {
 		h.afterSend(res.MessageID)
 	}
@@ -438,3 +446,25 @@ func hasLabels(m *igv1.InstagramMessage, want map[string]string) bool {
 }
 
 func labelsOf(m *igv1.InstagramMessage) labels.Set { return labels.Set(m.Labels) }
+
+// receiverEchoByAnyMID plays the receiver's side for a further mid of a
+// split send: create the echo object, then look for the outgoing message by
+// the mid label or the per-mid label, and delete the echo when found. It
+// returns whether the echo object survived.
+func (e *messageEnv) receiverEchoByAnyMID(mid string) bool {
+	GinkgoHelper()
+	if !e.receiverEcho(mid) {
+		return false
+	}
+	var list igv1.InstagramMessageList
+	Expect(k8sClient.List(e.ctx, &list, client.InNamespace(e.ns),
+		client.MatchingLabels{igv1.LabelChannel: e.channel}, client.HasLabels{names.MIDLabelKey(mid)})).To(Succeed())
+	for _, m := range list.Items {
+		if m.Spec.Direction == igv1.DirectionOutgoing {
+			echo := &igv1.InstagramMessage{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: names.IncomingMessageName(e.channel, mid)}}
+			Expect(k8sClient.Delete(e.ctx, echo)).To(Succeed())
+			return false
+		}
+	}
+	return true
+}

@@ -36,6 +36,8 @@ var outcomeWriteBackoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor:
 type sendTarget struct {
 	api   instagram.API
 	token string
+	// account is the channel's status.account.userID (per-account limits).
+	account string
 }
 
 // sendTarget resolves the channel's app and reads its managed token Secret.
@@ -57,7 +59,7 @@ func (r *InstagramMessageReconciler) sendTarget(ctx context.Context, ch *igv1.In
 	if token == "" {
 		return nil, fmt.Sprintf("token Secret %s of channel %q lacks key %s", key.Name, ch.Name, igv1.TokenSecretKeyAccessToken), nil
 	}
-	return &sendTarget{api: r.Instagram.ForApp(appID), token: token}, "", nil
+	return &sendTarget{api: r.Instagram.ForApp(appID), token: token, account: ch.Status.Account.UserID}, "", nil
 }
 
 // appIDOf returns the Meta app ID of the channel's spec.appRef. The channel
@@ -160,6 +162,13 @@ func ownedBy(o metav1.Object, uid types.UID) bool {
 func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.InstagramMessage, ch *igv1.InstagramChannel, target *sendTarget, deadline time.Time) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	opts := r.Options.withDefaults()
+	req, bad, err := r.sendRequest(ctx, msg, target)
+	if err != nil || bad != nil {
+		if bad != nil {
+			return r.notSending(ctx, msg, *bad)
+		}
+		return ctrl.Result{}, err
+	}
 
 	// The rate-limit turn is taken before Sending is persisted: a wait
 	// after it would eat into the lease, and a shutdown during the wait
@@ -193,13 +202,13 @@ func (r *InstagramMessageReconciler) send(ctx context.Context, msg *igv1.Instagr
 
 	// Detached from the reconcile's context: a shutdown must not turn a send
 	// in flight into an ambiguous one. The client's timeout bounds the call.
-	result, err := target.api.Send(context.WithoutCancel(reserved), target.token, outgoingMessage(&msg.Spec))
+	result, err := target.api.SendMessage(context.WithoutCancel(reserved), target.token, req)
 	r.observeReplyWindow(ctx, msg, err)
 	now = r.now()
 	if err == nil {
 		messagesSentTotal.WithLabelValues(sendResultSent).Inc()
 		logger.V(1).Info("message sent", "message", msg.Name, "mid", result.MessageID)
-		return r.record(ctx, msg, sentStatus(result.MessageID, now))
+		return r.record(ctx, msg, withMoreMIDs(sentStatus(result.MessageID, now), result.MoreMessageIDs))
 	}
 
 	out := classifySend(err, &msg.Spec)

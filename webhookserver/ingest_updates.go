@@ -360,5 +360,18 @@ func (g *ingester) findOutgoing(ctx context.Context, r *route, mid string) (*igv
 			return m, nil
 		}
 	}
+	// A further mid of a send Instagram recorded as several messages
+	// (status.messageIDs) has a label of its own.
+	err = g.live.List(ctx, &list, client.InNamespace(r.Namespace),
+		client.MatchingLabels{igv1.LabelChannel: r.Name}, client.HasLabels{names.MIDLabelKey(mid)})
+	if err != nil {
+		return nil, fmt.Errorf("list outgoing messages by further mid: %w", err)
+	}
+	for i := range list.Items {
+		m := &list.Items[i]
+		if m.Spec.Direction == igv1.DirectionOutgoing && !m.Spec.Echo && slices.Contains(m.Status.MessageIDs, mid) {
+			return m, nil
+		}
+	}
 	return nil, nil
 }

@@ -133,6 +133,25 @@ type InstagramChannelSpec struct {
 	// first connects (see BackfillSpec). Off by default.
 	// +optional
 	Backfill *BackfillSpec `json:"backfill,omitempty"`
+	// The messenger profile (channel_profile_types.go), applied and
+	// drift-checked by the manager; removing a field removes it at
+	// Instagram. Not shown on desktop.
+
+	// iceBreakers per locale; the default locale is required.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.exists(l, l.locale == 'default')",message="spec.iceBreakers needs the default locale"
+	// +listType=map
+	// +listMapKey=locale
+	// +optional
+	IceBreakers []IceBreakerLocale `json:"iceBreakers,omitempty"`
+
+	// persistentMenu per locale; the default locale is required.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.exists(l, l.locale == 'default')",message="spec.persistentMenu needs the default locale"
+	// +listType=map
+	// +listMapKey=locale
+	// +optional
+	PersistentMenu []MenuLocale `json:"persistentMenu,omitempty"`
 }
 
 // AccountStatus is the Instagram professional account behind a channel, as
@@ -277,6 +296,9 @@ type InstagramChannelStatus struct {
 	// dead-letter sink.
 	// +optional
 	Sink *SinkStatus `json:"sink,omitempty"`
+	// profile records the messenger profile the manager manages.
+	// +optional
+	Profile *ProfileStatus `json:"profile,omitempty"`
 }
 
 // InstagramChannel connects one Instagram professional account: it keeps the

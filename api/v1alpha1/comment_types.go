@@ -86,6 +86,27 @@ type InstagramCommentSpec struct {
 	// @mentioned (the mentions field).
 	// +optional
 	Mention bool `json:"mention,omitempty"`
+
+	// Actions a workload asks of the comment (comment_actions_types.go);
+	// the manager applies them and keeps them true at Instagram.
+
+	// hidden true hides the comment from everyone but its author, false
+	// shows it; the manager repairs drift (someone unhiding it in the
+	// app). Unset leaves it as it is.
+	// +optional
+	Hidden *bool `json:"hidden,omitempty"`
+
+	// publicReply is posted once under the comment (top-level comments
+	// that are neither hidden nor live only).
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.publicReply is immutable"
+	// +optional
+	PublicReply *PublicReply `json:"publicReply,omitempty"`
+
+	// delete true deletes the comment at Instagram (once; there is no
+	// undo).
+	// +kubebuilder:validation:XValidation:rule="oldSelf == false || self == true",message="spec.delete cannot be taken back"
+	// +optional
+	Delete bool `json:"delete,omitempty"`
 }
 
 // InstagramCommentStatus is what the receiver observed about a comment.
@@ -122,6 +143,11 @@ type InstagramCommentStatus struct {
 	// +listType=atomic
 	// +optional
 	UnknownFields []string `json:"unknownFields,omitempty"`
+
+	// actions is what the manager did with spec.hidden, spec.publicReply,
+	// spec.delete and the private reply.
+	// +optional
+	Actions *CommentActionsStatus `json:"actions,omitempty"`
 }
 
 // InstagramComment is a comment (or live comment, or mention) on the media of

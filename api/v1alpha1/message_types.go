@@ -100,9 +100,14 @@ type ChannelReference struct {
 
 // InstagramMessageSpec is the content of a message.
 //
-// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || (has(self.echo) && self.echo) || ((has(self.text) && size(self.text) > 0) != (has(self.attachments) && size(self.attachments) > 0))",message="an outgoing message needs exactly one of spec.text or spec.attachments"
-// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || (has(self.echo) && self.echo) || !has(self.attachments) || size(self.attachments) <= 1",message="an outgoing message carries at most one item in spec.attachments (Instagram gives each part its own message)"
-// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || (has(self.echo) && self.echo) || !has(self.attachments) || self.attachments.all(a, a.type in ['image', 'video', 'audio', 'file'] && has(a.url) && a.url.startsWith('https://'))",message="spec.attachments of an outgoing message must be of type image, video, audio or file with an https url"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || (has(self.echo) && self.echo) || [has(self.text) && size(self.text) > 0, has(self.attachments) && size(self.attachments) > 0, has(self.buttonTemplate), has(self.genericTemplate), has(self.sticker), has(self.sharePost), has(self.senderAction)].filter(x, x).size() == 1",message="an outgoing message needs exactly one of spec.text, spec.attachments, spec.buttonTemplate, spec.genericTemplate, spec.sticker, spec.sharePost or spec.senderAction (Instagram sends each as a message of its own)"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || (has(self.echo) && self.echo) || !has(self.attachments) || size(self.attachments) <= 1 || (size(self.attachments) <= 10 && self.attachments.all(a, a.type == 'image'))",message="spec.attachments of an outgoing message holds one attachment, or up to 10 when all are images"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || (has(self.echo) && self.echo) || !has(self.attachments) || self.attachments.all(a, a.type in ['image', 'video', 'audio', 'file'] && ((has(a.url) && a.url.startsWith('https://')) || (a.type == 'image' && has(a.attachmentID))))",message="spec.attachments of an outgoing message must be of type image, video, audio or file with an https url (an image may give attachmentID instead)"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'Outgoing' || (has(self.echo) && self.echo) || !has(self.text) || size(bytes(self.text)) <= 1000",message="spec.text of an outgoing message is at most 1000 bytes in UTF-8 (Instagram's limit)"
+// +kubebuilder:validation:XValidation:rule="!has(self.quickReplies) || (self.direction == 'Outgoing' && has(self.text) && size(self.text) > 0)",message="spec.quickReplies go with spec.text of an outgoing message"
+// +kubebuilder:validation:XValidation:rule="self.direction == 'Outgoing' || (!has(self.buttonTemplate) && !has(self.genericTemplate) && !has(self.sticker) && !has(self.sharePost) && !has(self.senderAction))",message="spec.buttonTemplate, spec.genericTemplate, spec.sticker, spec.sharePost and spec.senderAction are only allowed on outgoing messages"
+// +kubebuilder:validation:XValidation:rule="!has(self.senderAction) || (!has(self.replyTo) && !has(self.tag))",message="spec.senderAction takes no spec.replyTo or spec.tag"
+// +kubebuilder:validation:XValidation:rule="!has(self.privateReplyTo) || (self.direction == 'Outgoing' && has(self.text) && size(self.text) > 0 && !has(self.quickReplies) && !has(self.replyTo) && !has(self.tag))",message="spec.privateReplyTo goes with spec.text only (no quick replies, replyTo or tag) on an outgoing message"
 // +kubebuilder:validation:XValidation:rule="self.direction == 'Outgoing' || !has(self.echo) || !self.echo",message="spec.echo is only allowed on outgoing messages"
 // +kubebuilder:validation:XValidation:rule="self.direction == 'Outgoing' || !has(self.tag)",message="spec.tag is only allowed on outgoing messages"
 type InstagramMessageSpec struct {
@@ -129,7 +134,8 @@ type InstagramMessageSpec struct {
 	// +optional
 	Text string `json:"text,omitempty"`
 
-	// attachments of the message. An outgoing message carries at most one.
+	// attachments of the message. An outgoing message carries one, or up
+	// to 10 images.
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=atomic
 	// +optional
@@ -161,6 +167,44 @@ type InstagramMessageSpec struct {
 	// the contact's recorded reply windows are closed (outgoing only).
 	// +optional
 	SkipWindowCheck bool `json:"skipWindowCheck,omitempty"`
+	// Outgoing content beyond text and one attachment (types in
+	// message_content_types.go). An outgoing message carries exactly one of
+	// text, attachments, buttonTemplate, genericTemplate, sticker, sharePost
+	// or senderAction.
+
+	// quickReplies offered under spec.text, at most 13.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=13
+	// +listType=atomic
+	// +optional
+	QuickReplies []QuickReply `json:"quickReplies,omitempty"`
+
+	// buttonTemplate sends a text with up to three buttons.
+	// +optional
+	ButtonTemplate *ButtonTemplate `json:"buttonTemplate,omitempty"`
+
+	// genericTemplate sends a carousel of up to ten cards.
+	// +optional
+	GenericTemplate *GenericTemplate `json:"genericTemplate,omitempty"`
+
+	// sticker sends a sticker: heart is the only one Instagram offers.
+	// +optional
+	Sticker Sticker `json:"sticker,omitempty"`
+
+	// sharePost shares one of the channel's own posts.
+	// +optional
+	SharePost *PostShare `json:"sharePost,omitempty"`
+
+	// senderAction reacts to a message, takes a reaction back, shows or
+	// hides the typing indicator, or marks the conversation seen.
+	// +optional
+	SenderAction *SenderAction `json:"senderAction,omitempty"`
+
+	// privateReplyTo sends spec.text as the private reply to a comment
+	// (one per comment, within 7 days of it); spec.contactID is the
+	// commenter's IGSID.
+	// +optional
+	PrivateReplyTo *CommentReference `json:"privateReplyTo,omitempty"`
 }
 
 // Reaction is a reaction to a message.
@@ -439,6 +483,13 @@ type InstagramMessageStatus struct {
 	// an API to build on.
 	// +optional
 	SendLease *SendLease `json:"sendLease,omitempty"`
+	// messageIDs lists the further mids of a send that Instagram recorded
+	// as several messages (status.messageID is the first): echoes and read
+	// receipts of any of them update this object.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	MessageIDs []string `json:"messageIDs,omitempty"`
 }
 
 // InstagramMessage is one message of a channel: incoming ones are recorded by

@@ -44,6 +44,7 @@ type flags struct {
 	retentionInterval, instagramTimeout                  time.Duration
 	rateLimit, profileRateLimit                          float64
 	rateBurst                                            int
+	accountTextRate, accountMediaRate, privateReplyRate  float64
 	leaderElect, printVersion                            bool
 }
 
@@ -67,6 +68,12 @@ func parseFlags() (flags, zap.Options) {
 	flag.BoolVar(&f.printVersion, "version", false, "Print the version and exit.")
 	flag.DurationVar(&f.instagramTimeout, "instagram-timeout", instagram.DefaultTimeout, "Longest an Instagram call may take, reading the answer included; with the outcome-write timeout (30s) it sizes the send lease.")
 	flag.Float64Var(&f.profileRateLimit, "profile-rate-limit", controllers.DefaultProfileRatePerSecond, "Profile lookups of contacts per second per Instagram account.")
+	flag.Float64Var(&f.accountTextRate, "instagram-account-text-rate-limit", instagram.DefaultAccountTextPerSecond,
+		"Sends per second per Instagram account of text, links, reactions, stickers, templates, images and sender actions (Instagram's figure); negative disables.")
+	flag.Float64Var(&f.accountMediaRate, "instagram-account-media-rate-limit", instagram.DefaultAccountMediaPerSecond,
+		"Sends per second per Instagram account of audio and video (Instagram's figure); negative disables.")
+	flag.Float64Var(&f.privateReplyRate, "instagram-account-private-reply-rate-limit", instagram.DefaultAccountPrivateRepliesPerHour,
+		"Private replies to comments per hour per Instagram account (Instagram's figure); negative disables.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -142,7 +149,10 @@ func run() error {
 		RatePerSecond: f.rateLimit,
 		Burst:         f.rateBurst,
 		Timeout:       f.instagramTimeout,
-		Registerer:    metrics.Registry,
+		AccountLimits: instagram.AccountLimits{
+			TextPerSecond: f.accountTextRate, MediaPerSecond: f.accountMediaRate, PrivateRepliesPerHour: f.privateReplyRate,
+		},
+		Registerer: metrics.Registry,
 	})
 	if err := (&controllers.InstagramChannelReconciler{
 		Client:    mgr.GetClient(),
@@ -204,6 +214,15 @@ func run() error {
 		Instagram: ig,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up backfill: %w", err)
+	}
+	if err := (&controllers.InstagramCommentReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("instagramcomment-controller"),
+		Clock:     clock.RealClock{},
+		Instagram: ig,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up comment controller: %w", err)
 	}
 	if err := mgr.Add(&controllers.RetentionRunner{
 		Client:    mgr.GetClient(),

@@ -53,8 +53,32 @@ type API interface {
 	// deadline, Transient when ctx ends); no request was made either way.
 	Reserve(ctx context.Context) (context.Context, error)
 
-	// Send sends one message: POST /vNN.0/me/messages.
+	// Send sends text or one attachment: POST /vNN.0/me/messages.
 	Send(ctx context.Context, token string, msg OutgoingMessage) (*SendResult, error)
+
+	// SendMessage sends any content or a sender action:
+	// POST /vNN.0/me/messages. Send is SendMessage with text or one
+	// attachment.
+	SendMessage(ctx context.Context, token string, req SendRequest) (*SendResult, error)
+
+	// AccountWait is how long a send of kind would wait now for the
+	// account's rate limit; no call, no turn taken (accountlimit.go).
+	AccountWait(accountID string, kind RateKind) time.Duration
+
+	// Comment reads a comment's hidden flag; HideComment hides or shows it;
+	// DeleteComment deletes it; ReplyToComment posts a public reply and
+	// returns its ID (comments.go).
+	Comment(ctx context.Context, token, commentID string) (*Comment, error)
+	HideComment(ctx context.Context, token, commentID string, hidden bool) error
+	DeleteComment(ctx context.Context, token, commentID string) error
+	ReplyToComment(ctx context.Context, token, commentID, text string) (string, error)
+
+	// MessengerProfile reads the ice breakers and persistent menu;
+	// SetMessengerProfile sets the fields given; DeleteMessengerProfile
+	// removes fields (profile.go).
+	MessengerProfile(ctx context.Context, token string) (*MessengerProfile, error)
+	SetMessengerProfile(ctx context.Context, token string, p MessengerProfile) error
+	DeleteMessengerProfile(ctx context.Context, token string, fields []string) error
 
 	// Profile looks up a customer's profile (optional data; code 230 means the
 	// customer has not consented): GET /vNN.0/<igsid>?fields=...
@@ -143,7 +167,11 @@ type OutgoingMessage struct {
 // SendResult is Instagram's answer to a send.
 type SendResult struct {
 	RecipientID string
-	MessageID   string
+	// MessageID is the mid; empty for a sender action.
+	MessageID string
+	// MoreMessageIDs are further mids of a message Instagram recorded as
+	// several (images), where the answer names them.
+	MoreMessageIDs []string
 }
 
 // Profile is optional data about a customer. A field Instagram omitted is

@@ -60,6 +60,9 @@ type Config struct {
 	// A negative RatePerSecond disables client-side rate limiting.
 	RatePerSecond float64
 	Burst         int
+	// AccountLimits are Instagram's per-account send limits; zero fields
+	// take Instagram's documented defaults.
+	AccountLimits AccountLimits
 	// MaxResponseBytes bounds the answers read (default 1 MiB).
 	MaxResponseBytes int64
 	// Registerer receives instagram_api_requests_total; nil registers
@@ -102,6 +105,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxResponseBytes <= 0 {
 		c.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	c.AccountLimits = c.AccountLimits.withDefaults()
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
 	}
@@ -117,9 +121,10 @@ func (c Config) withDefaults() Config {
 // Clients hands out API values per Meta app. It is safe for concurrent use;
 // make one per process.
 type Clients struct {
-	cfg      Config
-	limiters *limiters
-	requests *prometheus.CounterVec
+	cfg           Config
+	limiters      *limiters
+	accountLimits *accountLimiters
+	requests      *prometheus.CounterVec
 }
 
 // NewClients builds the clients, registering the request counter on
@@ -127,9 +132,10 @@ type Clients struct {
 func NewClients(cfg Config) *Clients {
 	cfg = cfg.withDefaults()
 	return &Clients{
-		cfg:      cfg,
-		limiters: newLimiters(cfg.RatePerSecond, cfg.Burst),
-		requests: newRequestsCounter(cfg.Registerer),
+		cfg:           cfg,
+		limiters:      newLimiters(cfg.RatePerSecond, cfg.Burst),
+		accountLimits: newAccountLimiters(cfg.AccountLimits),
+		requests:      newRequestsCounter(cfg.Registerer),
 	}
 }
 
@@ -546,88 +552,14 @@ func (c *client) Unsubscribe(ctx context.Context, token, userID string) error {
 	}, decodeSuccess)
 }
 
-// sendBody is the JSON of POST /me/messages.
-type sendBody struct {
-	Recipient     sendRecipient `json:"recipient"`
-	MessagingType string        `json:"messaging_type,omitempty"`
-	Tag           string        `json:"tag,omitempty"`
-	Message       sendMessage   `json:"message"`
-}
-
-type sendRecipient struct {
-	ID string `json:"id"`
-}
-
-type sendMessage struct {
-	Text       string          `json:"text,omitempty"`
-	Attachment *sendAttachment `json:"attachment,omitempty"`
-	ReplyTo    *sendReplyTo    `json:"reply_to,omitempty"`
-}
-
-type sendAttachment struct {
-	Type    string             `json:"type"`
-	Payload sendAttachmentData `json:"payload"`
-}
-
-type sendAttachmentData struct {
-	URL string `json:"url"`
-}
-
-type sendReplyTo struct {
-	MID string `json:"mid"`
-}
-
-// Send sends one message. A failure with NotDelivered false is ambiguous:
-// the message may have gone out.
+// Send sends text or one attachment: a SendRequest built from msg, through
+// SendMessage, so every send takes one path.
 func (c *client) Send(ctx context.Context, token string, msg OutgoingMessage) (*SendResult, error) {
-	if msg.RecipientID == "" {
-		return nil, badRequest(EndpointSend, "no recipient")
+	req := SendRequest{RecipientID: msg.RecipientID, HumanAgent: msg.HumanAgent, ReplyTo: msg.ReplyTo, Message: &MessageContent{Text: msg.Text}}
+	if msg.AttachmentType != "" || msg.AttachmentURL != "" {
+		req.Message.Attachment = &Attachment{Type: msg.AttachmentType, URL: msg.AttachmentURL}
 	}
-	hasAttachment := msg.AttachmentType != "" || msg.AttachmentURL != ""
-	switch {
-	case msg.Text == "" && !hasAttachment:
-		return nil, badRequest(EndpointSend, "a message needs text or an attachment")
-	case msg.Text != "" && hasAttachment:
-		return nil, badRequest(EndpointSend, "a message carries text or one attachment, not both")
-	case hasAttachment && (msg.AttachmentType == "" || msg.AttachmentURL == ""):
-		return nil, badRequest(EndpointSend, "an attachment needs a type and a URL")
-	}
-	b := sendBody{Recipient: sendRecipient{ID: msg.RecipientID}, Message: sendMessage{Text: msg.Text}}
-	if hasAttachment {
-		b.Message.Attachment = &sendAttachment{Type: msg.AttachmentType, Payload: sendAttachmentData{URL: msg.AttachmentURL}}
-	}
-	if msg.HumanAgent {
-		b.MessagingType, b.Tag = "MESSAGE_TAG", "HUMAN_AGENT"
-	}
-	if msg.ReplyTo != "" {
-		b.Message.ReplyTo = &sendReplyTo{MID: msg.ReplyTo}
-	}
-	var out *SendResult
-	err := c.do(ctx, request{
-		endpoint: EndpointSend,
-		method:   http.MethodPost,
-		url:      c.graphURL("/me/messages", nil),
-		bearer:   token,
-		json:     b,
-		secrets:  []string{token},
-	}, func(body []byte) error {
-		var answer struct {
-			RecipientID flexString `json:"recipient_id"`
-			MessageID   flexString `json:"message_id"`
-		}
-		if err := json.Unmarshal(body, &answer); err != nil {
-			return err
-		}
-		if answer.MessageID == "" {
-			return unexpected("no message_id in the answer")
-		}
-		out = &SendResult{RecipientID: string(answer.RecipientID), MessageID: string(answer.MessageID)}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return c.SendMessage(ctx, token, req)
 }
 
 // Profile looks up a customer's profile.

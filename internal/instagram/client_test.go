@@ -488,9 +488,12 @@ func TestSendAndProfile(t *testing.T) {
 	}
 	sent := e.fake.Sent()
 	want := []fake.SentMessage{
-		{AppID: appID, AccountUserID: userID, RecipientID: customer, MID: r1.MessageID, Text: "hello", ReplyTo: "mid.in", At: e.clock.Now()},
+		{AppID: appID, AccountUserID: userID, RecipientID: customer, MID: r1.MessageID, Text: "hello", ReplyTo: "mid.in", At: e.clock.Now(),
+			Kind: "text", Body: []byte(`{"recipient":{"id":"5550001"},"message":{"text":"hello","reply_to":{"mid":"mid.in"}}}`)},
 		{AppID: appID, AccountUserID: userID, RecipientID: customer, MID: r2.MessageID, AttachmentType: "image",
-			AttachmentURL: "https://cdn.example.com/a.png", MessagingType: "MESSAGE_TAG", Tag: "HUMAN_AGENT", At: e.clock.Now()},
+			AttachmentURL: "https://cdn.example.com/a.png", MessagingType: "MESSAGE_TAG", Tag: "HUMAN_AGENT", At: e.clock.Now(),
+			Kind: "image", Attachments: []fake.SentAttachment{{Type: "image", URL: "https://cdn.example.com/a.png"}},
+			Body: []byte(`{"recipient":{"id":"5550001"},"messaging_type":"MESSAGE_TAG","tag":"HUMAN_AGENT","message":{"attachment":{"type":"image","payload":{"url":"https://cdn.example.com/a.png"}}}}`)},
 	}
 	if diff := cmp.Diff(want, sent); diff != "" {
 		t.Errorf("Sent (-want +got):\n%s", diff)

@@ -24,6 +24,15 @@ const (
 	EndpointConversations       = "conversations"
 	EndpointConversation        = "conversation"
 	EndpointConversationMessage = "conversation_message"
+	// Comment moderation and replies (comments.go) and the messenger
+	// profile (profile.go).
+	EndpointComment          = "comment"
+	EndpointHideComment      = "hide_comment"
+	EndpointDeleteComment    = "delete_comment"
+	EndpointReplyComment     = "reply_comment"
+	EndpointMessengerProfile = "messenger_profile"
+	EndpointSetProfile       = "set_messenger_profile"
+	EndpointDeleteProfile    = "delete_messenger_profile"
 )
 
 // Endpoints lists every endpoint label value.
@@ -31,6 +40,8 @@ var Endpoints = []string{
 	EndpointExchangeCode, EndpointExchangeToken, EndpointRefreshToken, EndpointMe,
 	EndpointSubscribe, EndpointSubscriptions, EndpointUnsubscribe, EndpointSend, EndpointProfile,
 	EndpointConversations, EndpointConversation, EndpointConversationMessage,
+	EndpointComment, EndpointHideComment, EndpointDeleteComment, EndpointReplyComment,
+	EndpointMessengerProfile, EndpointSetProfile, EndpointDeleteProfile,
 }
 
 // ResultSuccess is the result label of a successful call; failures use the

@@ -68,3 +68,15 @@ func hashHex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])[:hashLen]
 }
+
+// midLabelPrefix is the prefix of the per-mid label keys.
+const midLabelPrefix = "mid.instagram.leadchat.io/"
+
+// MIDLabelKey is the key of the label (value "true") that the manager puts
+// on an outgoing message for each further mid of a send Instagram recorded
+// as several messages (status.messageIDs), so the receiver finds the one
+// object by any of its mids with an exists selector. The first mid keeps
+// the instagram.leadchat.io/mid label.
+func MIDLabelKey(mid string) string {
+	return midLabelPrefix + hashHex(mid)
+}

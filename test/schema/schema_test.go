@@ -120,10 +120,50 @@ var _ = Describe("CRD schema", func() {
 		Entry("outgoing message without contactID", mutate(messageYAML, map[string]any{"contactID": nil}), "spec.contactID"),
 		Entry("outgoing message with text and attachment", mutate(messageYAML, map[string]any{"attachments": []any{map[string]any{"type": "image", "url": "https://cdn.example.com/a.jpg"}}}), "spec.text", "spec.attachments"),
 		Entry("outgoing message with neither text nor attachment", mutate(messageYAML, map[string]any{"text": nil}), "spec.text", "spec.attachments"),
-		Entry("outgoing message with two attachments", mutate(messageYAML, map[string]any{"text": nil, "attachments": []any{
+		Entry("outgoing message with two attachments that are not all images", mutate(messageYAML, map[string]any{"text": nil, "attachments": []any{
 			map[string]any{"type": "image", "url": "https://cdn.example.com/a.jpg"},
-			map[string]any{"type": "image", "url": "https://cdn.example.com/b.jpg"},
-		}}), "spec.attachments"),
+			map[string]any{"type": "video", "url": "https://cdn.example.com/b.mp4"},
+		}}), "spec.attachments", "up to 10 when all are images"),
+		Entry("outgoing message with eleven images", mutate(messageYAML, map[string]any{"text": nil, "attachments": images(11)}), "spec.attachments", "up to 10 when all are images"),
+		Entry("outgoing text over 1000 bytes", mutate(messageYAML, map[string]any{"text": strings.Repeat("é", 501)}), "spec.text", "1000 bytes"),
+		Entry("fourteen quick replies", mutate(messageYAML, map[string]any{"quickReplies": quickReplies(14)}), "spec.quickReplies", "at most 13"),
+		Entry("quick reply title over 20 characters", mutate(messageYAML, map[string]any{"quickReplies": []any{
+			map[string]any{"title": strings.Repeat("x", 21), "payload": "p"},
+		}}), "spec.quickReplies[0].title"),
+		Entry("text quick reply without payload", mutate(messageYAML, map[string]any{"quickReplies": []any{
+			map[string]any{"title": "Yes"},
+		}}), "spec.quickReplies[0]", "needs title and payload"),
+		Entry("email quick reply with a title", mutate(messageYAML, map[string]any{"quickReplies": []any{
+			map[string]any{"contentType": "user_email", "title": "Mail"},
+		}}), "spec.quickReplies[0]", "take neither"),
+		Entry("quick replies without text", mutate(messageYAML, map[string]any{"text": nil, "sticker": "heart", "quickReplies": quickReplies(1)}), "spec.quickReplies go with spec.text"),
+		Entry("button template with four buttons", mutate(messageYAML, map[string]any{"text": nil, "buttonTemplate": map[string]any{
+			"text": "Pick one", "buttons": []any{postback("a"), postback("b"), postback("c"), postback("d")},
+		}}), "spec.buttonTemplate.buttons", "at most 3"),
+		Entry("web_url button with a plain-http url", mutate(messageYAML, map[string]any{"text": nil, "buttonTemplate": map[string]any{
+			"text": "Open", "buttons": []any{map[string]any{"type": "web_url", "title": "Shop", "url": "http://shop.example.com"}},
+		}}), "spec.buttonTemplate.buttons[0].url", "must be https"),
+		Entry("postback button without payload", mutate(messageYAML, map[string]any{"text": nil, "buttonTemplate": map[string]any{
+			"text": "Open", "buttons": []any{map[string]any{"type": "postback", "title": "Yes"}},
+		}}), "spec.buttonTemplate.buttons[0]", "postback button needs payload"),
+		Entry("generic template with eleven elements", mutate(messageYAML, map[string]any{"text": nil, "genericTemplate": map[string]any{
+			"elements": elements(11),
+		}}), "spec.genericTemplate.elements", "at most 10"),
+		Entry("generic element title over 80 characters", mutate(messageYAML, map[string]any{"text": nil, "genericTemplate": map[string]any{
+			"elements": []any{map[string]any{"title": strings.Repeat("t", 81)}},
+		}}), "spec.genericTemplate.elements[0].title"),
+		Entry("generic element with a plain-http image", mutate(messageYAML, map[string]any{"text": nil, "genericTemplate": map[string]any{
+			"elements": []any{map[string]any{"title": "Shoe", "imageURL": "http://cdn.example.com/s.jpg"}},
+		}}), "spec.genericTemplate.elements[0].imageURL", "must be https"),
+		Entry("text and a template", mutate(messageYAML, map[string]any{"genericTemplate": map[string]any{"elements": elements(1)}}), "exactly one of spec.text"),
+		Entry("unknown sticker", mutate(messageYAML, map[string]any{"text": nil, "sticker": "thumbs"}), "spec.sticker"),
+		Entry("post share with a non-numeric media id", mutate(messageYAML, map[string]any{"text": nil, "sharePost": map[string]any{"mediaID": "abc"}}), "spec.sharePost.mediaID"),
+		Entry("react without a message", mutate(messageYAML, map[string]any{"text": nil, "senderAction": map[string]any{"action": "react", "reaction": "love"}}), "spec.senderAction", "exactly one of messageRef or messageID"),
+		Entry("react without a reaction", mutate(messageYAML, map[string]any{"text": nil, "senderAction": map[string]any{"action": "react", "messageID": "mid.1"}}), "spec.senderAction", "reaction is required for react"),
+		Entry("mark_seen with a message", mutate(messageYAML, map[string]any{"text": nil, "senderAction": map[string]any{"action": "mark_seen", "messageID": "mid.1"}}), "spec.senderAction", "take neither"),
+		Entry("unknown sender action", mutate(messageYAML, map[string]any{"text": nil, "senderAction": map[string]any{"action": "wave"}}), "spec.senderAction.action"),
+		Entry("sender action with replyTo", mutate(messageYAML, map[string]any{"text": nil, "replyTo": "mid.1", "senderAction": map[string]any{"action": "typing_on"}}), "spec.senderAction takes no spec.replyTo"),
+		Entry("template on an incoming message", mutate(messageYAML, map[string]any{"direction": "Incoming", "text": nil, "sticker": "heart"}), "only allowed on outgoing messages"),
 		Entry("outgoing attachment of an incoming-only type", mutate(messageYAML, map[string]any{"text": nil, "attachments": []any{map[string]any{"type": "story_mention", "url": "https://cdn.example.com/a.jpg"}}}), "spec.attachments"),
 		Entry("tag on an incoming message", mutate(messageYAML, map[string]any{"direction": "Incoming", "tag": "HUMAN_AGENT"}), "spec.tag"),
 		Entry("unknown direction", mutate(messageYAML, map[string]any{"direction": "Sideways"}), "spec.direction"),

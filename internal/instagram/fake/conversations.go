@@ -157,33 +157,6 @@ func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request, rc 
 	writeJSON(w, http.StatusOK, map[string]any{"data": data})
 }
 
-// objectEndpoint names what GET /vNN.0/<id> reads.
-func (s *Server) objectEndpoint(r *http.Request) string {
-	id := r.PathValue("id")
-	if _, _, ok := parseConversationID(id); ok {
-		return EndpointConversation
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, _, _, ok := s.conversationOfLocked(id); ok {
-		return EndpointConversationMessage
-	}
-	return EndpointProfile
-}
-
-// handleObject serves GET /vNN.0/<id>: a conversation, a message, or else
-// a customer's profile.
-func (s *Server) handleObject(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	switch s.objectEndpoint(r) {
-	case EndpointConversation:
-		s.handleConversation(w, r, rc)
-	case EndpointConversationMessage:
-		s.handleConversationMessage(w, r, rc)
-	default:
-		s.handleProfile(w, r, rc)
-	}
-}
-
 // handleConversation is GET /vNN.0/<conversation_id>?fields=messages.
 func (s *Server) handleConversation(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	s.mu.Lock()

@@ -371,7 +371,7 @@ func (s *Server) conversationOf(mid string) (accountUserID, customerID string, s
 
 func (s *Server) conversationOfLocked(mid string) (accountUserID, customerID string, sent bool, ok bool) {
 	for _, m := range s.sent {
-		if m.MID == mid {
+		if m.MID == mid || slices.Contains(m.MoreMIDs, mid) {
 			return m.AccountUserID, m.RecipientID, true, true
 		}
 	}
@@ -421,20 +421,30 @@ func (s *Server) DeliverUnsend(ctx context.Context, mid string) error {
 	return s.deliverToSubscribers(ctx, account, FieldMessages, ev)
 }
 
-// afterSend delivers the echo and schedules the read receipt of a sent
-// message, as configured.
+// afterSend delivers the echoes and schedules the read receipt of a sent
+// message, as configured: one echo per mid, and the receipt for the last.
 func (s *Server) afterSend(m SentMessage) {
+	mids := append([]string{m.MID}, m.MoreMIDs...)
 	if s.opts.DeliverEcho {
-		msg := &Message{MID: m.MID, Text: m.Text, IsEcho: true}
-		if m.AttachmentType != "" {
-			msg.Attachments = []Attachment{{Type: m.AttachmentType, Payload: AttachmentPayload{URL: m.AttachmentURL}}}
+		var events []Messaging
+		for i, mid := range mids {
+			msg := &Message{MID: mid, Text: m.Text, IsEcho: true}
+			atts := m.Attachments
+			if len(m.MoreMIDs) > 0 {
+				atts = m.Attachments[i : i+1]
+			}
+			for _, a := range atts {
+				if a.URL != "" {
+					msg.Attachments = append(msg.Attachments, Attachment{Type: a.Type, Payload: AttachmentPayload{URL: a.URL}})
+				}
+			}
+			if m.ReplyTo != "" {
+				msg.ReplyTo = &ReplyTo{MID: m.ReplyTo}
+			}
+			events = append(events, Messaging{Sender: Party{m.AccountUserID}, Recipient: Party{m.RecipientID}, Timestamp: m.At.UnixMilli(), Message: msg})
 		}
-		if m.ReplyTo != "" {
-			msg.ReplyTo = &ReplyTo{MID: m.ReplyTo}
-		}
-		ev := Messaging{Sender: Party{m.AccountUserID}, Recipient: Party{m.RecipientID}, Timestamp: m.At.UnixMilli(), Message: msg}
 		s.background(func(ctx context.Context) error {
-			return s.deliverToSubscribers(ctx, m.AccountUserID, FieldMessages, ev)
+			return s.deliverToSubscribers(ctx, m.AccountUserID, FieldMessages, events...)
 		})
 	}
 	if s.opts.AutoReadAfter > 0 {
@@ -447,10 +457,11 @@ func (s *Server) afterSend(m SentMessage) {
 		// locked: it must neither read the clock nor take s.mu, so it only
 		// hands the work to a goroutine (counted first, so Flush after Step
 		// waits for it).
+		last := mids[len(mids)-1]
 		t := s.clock.AfterFunc(s.opts.AutoReadAfter, func() {
 			s.background(func(ctx context.Context) error {
 				return s.deliverToSubscribers(ctx, m.AccountUserID, FieldMessagingSeen,
-					readEvent(m.AccountUserID, m.RecipientID, m.MID, s.clock.Now()))
+					readEvent(m.AccountUserID, m.RecipientID, last, s.clock.Now()))
 			})
 		})
 		s.timers = append(s.timers, t)

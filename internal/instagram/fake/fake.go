@@ -104,6 +104,10 @@ type Options struct {
 	// serves expire this long after the lookup, stated as the CDN does in
 	// its oe parameter (Unix seconds in hex).
 	ProfilePicTTL time.Duration
+	// SplitImageMIDs records a multi-image send as one message per image,
+	// as Instagram may: the answer lists every mid in message_ids
+	// (message_id is the first), and each image has its own echo.
+	SplitImageMIDs bool
 	// WrapCodeExchange answers the code exchange in the
 	// {"data":[{...}]} shape (user_id as a string, permissions as a comma
 	// string) instead of the flat one (user_id a number, permissions a list).
@@ -163,6 +167,24 @@ type SentMessage struct {
 	Tag            string
 	ReplyTo        string
 	At             time.Time
+	// CommentID is the comment a private reply answers (RecipientID is
+	// then the commenter).
+	CommentID string
+	// Kind is what was sent: private_reply, text, quick_replies, image, images, video,
+	// audio, file, like_heart, media_share, button_template or
+	// generic_template.
+	Kind string
+	// MoreMIDs are the further mids of a multi-image send with
+	// Options.SplitImageMIDs.
+	MoreMIDs []string
+	// QuickReplies, Attachments (every image of a multi-image send, or the
+	// one attachment) and Template as Instagram read them.
+	QuickReplies []SentQuickReply
+	Attachments  []SentAttachment
+	Template     *SentTemplate
+	// Body is the request body exactly as received (JSON), for tests that
+	// compare the wire format with Meta's documentation.
+	Body []byte
 }
 
 // Call is one request the fake answered. It never holds a token: Path has no
@@ -232,6 +254,10 @@ type Server struct {
 	tokens          map[string]*TokenInfo
 	subs            map[subKey][]string
 	sent            []SentMessage
+	actions         []SentAction
+	posts           map[string]string // media ID -> owning account
+	comments        map[string]*Comment
+	profiles        map[string]*MessengerProfile
 	inbound         map[string]inboundMessage
 	lastCustomerMsg map[convKey]time.Time
 	calls           []Call
@@ -260,6 +286,9 @@ func New(opts Options) *Server {
 		tokens:          map[string]*TokenInfo{},
 		subs:            map[subKey][]string{},
 		inbound:         map[string]inboundMessage{},
+		posts:           map[string]string{},
+		comments:        map[string]*Comment{},
+		profiles:        map[string]*MessengerProfile{},
 		lastCustomerMsg: map[convKey]time.Time{},
 		faults:          map[string][]*faultEntry{},
 	}
@@ -377,6 +406,14 @@ func (s *Server) IssueLongLivedToken(appID, userID string) string {
 	return s.issueTokenLocked(appID, userID, true, DefaultScopes)
 }
 
+// IssueLongLivedTokenWithScopes is IssueLongLivedToken with the given
+// scopes (for example with ScopeManageComments).
+func (s *Server) IssueLongLivedTokenWithScopes(appID, userID string, scopes ...string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issueTokenLocked(appID, userID, true, scopes)
+}
+
 func (s *Server) issueTokenLocked(appID, userID string, longLived bool, scopes []string) string {
 	now := s.clock.Now()
 	ttl := ShortLivedTTL
@@ -479,6 +516,13 @@ func (s *Server) RemoveSubscription(userID string) {
 			delete(s.subs, k)
 		}
 	}
+}
+
+// SetSplitImageMIDs turns Options.SplitImageMIDs on or off.
+func (s *Server) SetSplitImageMIDs(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.SplitImageMIDs = on
 }
 
 // Sent returns the messages accepted by the send endpoint, oldest first.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"regexp"
@@ -53,6 +52,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("/{version}/{id}/messages", s.endpoint(fixed(EndpointSend), versioned(s.handleSend)))
 	mux.Handle("/{version}/{id}/subscribed_apps", s.endpoint(subscribedAppsEndpoint, versioned(s.handleSubscribedApps)))
 	mux.Handle("/{version}/me/conversations", s.endpoint(fixed(EndpointConversations), versioned(s.handleConversations)))
+	mux.Handle("/{version}/{id}/replies", s.endpoint(fixed(EndpointReplyComment), versioned(s.handleReplies)))
+	mux.Handle("/{version}/me/messenger_profile", s.endpoint(profileEndpoint, versioned(s.handleMessengerProfile)))
+	mux.Handle("/{version}/{id}/messenger_profile", s.endpoint(profileEndpoint, versioned(s.handleMessengerProfile)))
 	mux.Handle("/{version}/{id}", s.endpoint(s.objectEndpoint, versioned(s.handleObject)))
 	mux.Handle("/", s.endpoint(fixed(EndpointUnknown), handleUnknown))
 	return mux
@@ -449,139 +451,6 @@ func (s *Server) handleSubscribedApps(w http.ResponseWriter, r *http.Request, rc
 		delete(s.subs, key)
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 	}
-}
-
-// sendRequest is the body of POST /vNN.0/me/messages.
-type sendRequest struct {
-	Recipient struct {
-		ID string `json:"id"`
-	} `json:"recipient"`
-	MessagingType string `json:"messaging_type"`
-	Tag           string `json:"tag"`
-	Message       struct {
-		Text       string `json:"text"`
-		Attachment *struct {
-			Type    string `json:"type"`
-			Payload struct {
-				URL string `json:"url"`
-			} `json:"payload"`
-		} `json:"attachment"`
-		ReplyTo *struct {
-			MID string `json:"mid"`
-		} `json:"reply_to"`
-	} `json:"message"`
-}
-
-// readSendRequest accepts JSON, or a form whose recipient and message are
-// JSON strings, as Meta does.
-func readSendRequest(r *http.Request) (*sendRequest, error) {
-	var req sendRequest
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		if err := r.ParseForm(); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(r.PostForm.Get("recipient")), &req.Recipient); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(r.PostForm.Get("message")), &req.Message); err != nil {
-			return nil, err
-		}
-		req.MessagingType, req.Tag = r.PostForm.Get("messaging_type"), r.PostForm.Get("tag")
-		return &req, nil
-	}
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(b, &req); err != nil {
-		return nil, err
-	}
-	return &req, nil
-}
-
-var attachmentTypes = []string{"image", "video", "audio", "file"}
-
-// handleSend is POST /vNN.0/me/messages (or /<user_id>/messages).
-func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	if r.Method != http.MethodPost {
-		writeGraphError(w, errUnsupportedMethod(r.Method))
-		return
-	}
-	req, readErr := readSendRequest(r)
-
-	s.mu.Lock()
-	t, gerr := s.graphTokenLocked(r, rc, errNoActiveToken)
-	if gerr == nil {
-		gerr = s.checkSendLocked(r, t, req, readErr)
-	}
-	if gerr != nil {
-		s.mu.Unlock()
-		writeGraphError(w, gerr)
-		return
-	}
-	msg := SentMessage{
-		AppID: t.AppID, AccountUserID: t.UserID, RecipientID: req.Recipient.ID, MID: newMID(),
-		Text: req.Message.Text, MessagingType: req.MessagingType, Tag: req.Tag, At: s.clock.Now(),
-	}
-	if a := req.Message.Attachment; a != nil {
-		msg.AttachmentType, msg.AttachmentURL = a.Type, a.Payload.URL
-	}
-	if req.Message.ReplyTo != nil {
-		msg.ReplyTo = req.Message.ReplyTo.MID
-	}
-	s.sent = append(s.sent, msg)
-	s.mu.Unlock()
-
-	writeJSON(w, http.StatusOK, map[string]string{"recipient_id": msg.RecipientID, "message_id": msg.MID})
-	s.afterSend(msg)
-}
-
-// checkSendLocked applies Meta's rules to a send.
-func (s *Server) checkSendLocked(r *http.Request, t *TokenInfo, req *sendRequest, readErr error) *graphError {
-	if id := r.PathValue("id"); id != "" && !s.ownAccountLocked(t, id) {
-		return errObjectNotFound(r.Method, id)
-	}
-	if !slices.Contains(t.Scopes, ScopeManageMessages) {
-		return errPermission()
-	}
-	if readErr != nil {
-		return errParam("Invalid JSON in the request body")
-	}
-	m := req.Message
-	switch {
-	case req.Recipient.ID == "":
-		return errParam("The parameter recipient is required")
-	case m.Text == "" && m.Attachment == nil:
-		return errParam("The parameter message must have text or an attachment")
-	case m.Text != "" && m.Attachment != nil:
-		return errParam("A message can have text or an attachment, not both")
-	case len(m.Text) > MaxTextLength:
-		return errParam(fmt.Sprintf("Length of param message[text] must be less than or equal to %d", MaxTextLength))
-	case m.Attachment != nil && !slices.Contains(attachmentTypes, m.Attachment.Type):
-		return errParam("Param message[attachment][type] must be one of {" + strings.Join(attachmentTypes, ", ") + "}")
-	case m.Attachment != nil && m.Attachment.Payload.URL == "":
-		return errParam("The parameter message[attachment][payload][url] is required")
-	case req.MessagingType != "" && req.MessagingType != "RESPONSE" && req.MessagingType != "MESSAGE_TAG":
-		return errParam("Param messaging_type must be one of {RESPONSE, MESSAGE_TAG}")
-	case req.MessagingType == "MESSAGE_TAG" && req.Tag != "HUMAN_AGENT":
-		return errParam("Param tag must be one of {HUMAN_AGENT}")
-	}
-	if c, ok := s.customers[req.Recipient.ID]; ok && c.Unavailable {
-		return &graphError{Code: codeUserUnavailable, Subcode: subcodeUnavailable,
-			Message: "(#551) This person isn't available right now."}
-	}
-	if s.opts.EnforceMessagingWindow {
-		window := MessagingWindow
-		if req.Tag == "HUMAN_AGENT" {
-			window = HumanAgentWindow
-		}
-		last, ok := s.lastCustomerMsg[convKey{t.UserID, req.Recipient.ID}]
-		if !ok || s.clock.Now().Sub(last) > window {
-			return &graphError{Code: codePermission, Subcode: subcodeOutsideWindow, Status: http.StatusBadRequest,
-				Message: "(#10) This message is sent outside of allowed window."}
-		}
-	}
-	return nil
 }
 
 // handleProfile is GET /vNN.0/<igsid>.

@@ -10,6 +10,34 @@ if obj.status == nil or (obj.status.observedGeneration or 0) < generation then
   return hs
 end
 
+local function describe(c)
+  local m = c.reason or ""
+  if c.message ~= nil and c.message ~= "" then
+    m = m .. ": " .. c.message
+  end
+  return m
+end
+
+-- What a workload asked of the comment (spec.hidden, spec.publicReply,
+-- spec.delete) is applied by the manager, which reports Synced (and
+-- Stalled when only a person can help).
+if obj.status.conditions ~= nil then
+  for _, c in ipairs(obj.status.conditions) do
+    if c.type == "Stalled" and c.status == "True" then
+      hs.status = "Degraded"
+      hs.message = describe(c)
+      return hs
+    end
+  end
+  for _, c in ipairs(obj.status.conditions) do
+    if c.type == "Synced" and c.status ~= "True" then
+      hs.status = "Progressing"
+      hs.message = describe(c)
+      return hs
+    end
+  end
+end
+
 if obj.status.conditions ~= nil then
   for _, c in ipairs(obj.status.conditions) do
     if c.type == "Ready" then

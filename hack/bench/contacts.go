@@ -40,7 +40,7 @@ func (b *bench) contacts(ctx context.Context) error {
 			},
 			Spec: igv1.ContactSpec{ChannelRef: igv1.ChannelReference{Name: ch.Name}, ContactID: igsid},
 		}
-		if err := b.fast.Create(ctx, c); err != nil {
+		if err := b.asReceiver.Create(ctx, c); err != nil {
 			return fmt.Errorf("create contact: %w", err)
 		}
 		// As the receiver does: the manager may have written meanwhile.
@@ -52,7 +52,7 @@ func (b *bench) contacts(ctx context.Context) error {
 			t := metav1.NewMicroTime(at)
 			c.Status.FirstMessageAt, c.Status.LastMessageAt, c.Status.Window.OpenedAt = &t, &t, &t
 			c.Status.Window.State = igv1.WindowOpen
-			return b.fast.Status().Patch(ctx, c, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+			return b.asReceiver.Status().Patch(ctx, c, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 		})
 	})
 	if err != nil {

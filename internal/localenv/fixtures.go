@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
 )
 
@@ -33,6 +34,14 @@ func (a App) Ref() igv1.AppReference {
 func (e *Env) CreateApp(ctx context.Context, app App) error {
 	e.Fake.AddApp(app.ID, app.Secret)
 	e.Fake.SetRedirectURIs(app.ID, e.PublicURL+"/instagram/callback")
+	// The callback URL the app's status.webhookURL shows, as a person
+	// pastes it into the Meta dashboard: the app's own path, whose
+	// deliveries are checked against its secrets only.
+	kind := igv1.KindClusterInstagramApp
+	if app.Namespace != "" {
+		kind = igv1.KindInstagramApp
+	}
+	e.Fake.SetCallbackURL(app.ID, e.PublicURL+names.AppWebhookPath(kind, app.Namespace, app.Name))
 	secretNS := app.Namespace
 	if secretNS == "" {
 		secretNS = SystemNamespace

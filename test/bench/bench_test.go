@@ -1,5 +1,5 @@
 // Package bench_test runs `make bench` at a small size (100 channels, 1000
-// stored messages, a short receiver and send run) so the bench keeps
+// stored messages, 200 contacts, a short receiver, send and sink run) so the bench keeps
 // working between the full runs. It checks that every scenario ran and
 // reported its figures, never the figures themselves: tests do not assert
 // on wall-clock time.
@@ -23,7 +23,7 @@ func TestBenchSmoke(t *testing.T) {
 	out := t.TempDir()
 	cmd := exec.Command(filepath.Join(root, "hack", "bench.sh"),
 		"-channels", "100", "-namespaces", "2", "-messages", "1000", "-deliveries", "100", "-concurrency", "4",
-		"-sends", "20", "-out", out)
+		"-sends", "20", "-contacts", "200", "-contacts-quiet", "10s", "-out", out)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GO_BENCH=0", "KUBEBUILDER_ASSETS="+testenv.AssetsDir())
 	output, err := cmd.CombinedOutput()
@@ -48,7 +48,7 @@ func TestBenchSmoke(t *testing.T) {
 	for _, r := range res.Rows {
 		scenarios[r.Scenario]++
 	}
-	for _, s := range []string{"channels", "receiver", "messages"} {
+	for _, s := range []string{"channels", "receiver", "messages", "contacts", "sink"} {
 		if scenarios[s] == 0 {
 			t.Errorf("scenario %s reported no figure; results.json:\n%s", s, raw)
 		}

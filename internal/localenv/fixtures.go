@@ -10,8 +10,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
-	"github.com/leadchat/instagram-operator/internal/names"
 	"github.com/leadchat/instagram-operator/internal/instagram/fake"
+	"github.com/leadchat/instagram-operator/internal/names"
 )
 
 // App is a Meta app known to both the fake Instagram and the cluster.

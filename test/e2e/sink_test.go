@@ -38,12 +38,17 @@ var _ = Describe("an event sink, end to end", Ordered, SpecPriority(1), func() {
 		got    []cloudevents.Event
 		sinkAt string
 	)
+	// ofType is the distinct events of a type, by id: delivery is at least
+	// once (a reconcile may emit an outcome again, under the same id), and
+	// what a consumer must see is each event, not each delivery.
 	ofType := func(typ string) []cloudevents.Event {
 		mu.Lock()
 		defer mu.Unlock()
 		var out []cloudevents.Event
+		seen := map[string]bool{}
 		for _, ev := range got {
-			if ev.Type() == typ {
+			if ev.Type() == typ && !seen[ev.ID()] {
+				seen[ev.ID()] = true
 				out = append(out, ev)
 			}
 		}

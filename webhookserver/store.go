@@ -7,12 +7,12 @@ import (
 	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	igv1 "github.com/leadchat/instagram-operator/api/v1alpha1"
+	"github.com/leadchat/instagram-operator/internal/conditions"
 )
 
 // The storage primitives every event family shares: the skeleton of a
@@ -158,14 +158,7 @@ func patchLocked[T lockedObject[T]](ctx context.Context, live client.Reader, obj
 // readyCondition keeps a receiver-written object kstatus-Current: Ready True
 // for the generation its status describes.
 func (g *ingester) readyCondition(conds *[]metav1.Condition, generation int64, reason string) {
-	meta.SetStatusCondition(conds, metav1.Condition{
-		Type:               igv1.ConditionReady,
-		Status:             metav1.ConditionTrue,
-		Reason:             reason,
-		Message:            "Recorded from an Instagram webhook",
-		ObservedGeneration: generation,
-		LastTransitionTime: metav1.NewTime(g.clock.Now()),
-	})
+	conditions.Set(conds, generation, igv1.ConditionReady, metav1.ConditionTrue, reason, "Recorded from an Instagram webhook", g.clock.Now())
 }
 
 // markReady marks a message the receiver owns Ready for its generation. The
